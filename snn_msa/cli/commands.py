@@ -1,0 +1,5 @@
+"""The list of ``snn-msa`` commands; each module below defines one command or group."""
+
+from __future__ import annotations
+
+ALL: list = []

@@ -1,0 +1,128 @@
+r"""``ConnectedLIF``: the paper's LIF' with a fixed random recurrent matrix :math:`\omega`.
+
+.. math::
+    U_i[t] = V_i[t] + \frac{1}{\tau}\Big(I_i[t] + \sum_{j=1}^{F}\omega_{ij}s_j[t-1] - (V_i[t] - V_{rest})\Big),
+    \quad \omega = \text{strength}\cdot\mathcal{N}(0, 1)^{F\times F}.
+
+Spike and reset follow eq. 1; ``s[-1] = 0``. The recurrent input uses the previous
+step's spikes, the only causal reading of the paper's sum over :math:`s_j`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .activity import SpikeActivity
+from .connected_lif_reference import connected_lif_reference
+from .connected_lif_torch import ConnectedLIFFunction
+from .parameters import LIFParameters, check_sequence_input
+
+BACKENDS = ("auto", "reference", "torch", "cupy")
+
+
+def resolve_backend(backend: str, x: torch.Tensor) -> str:
+    """The backend that runs ``x``: ``auto`` is cupy on a CUDA tensor when CuPy works, else torch."""
+    from . import connected_lif_cupy
+
+    if backend == "auto":
+        if x.is_cuda and connected_lif_cupy.cupy_unavailable_reason() is None:
+            return "cupy"
+        return "torch"
+    if backend == "cupy":
+        reason = connected_lif_cupy.cupy_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(
+                f"backend='cupy' cannot run: {reason}. Install the CUDA extra that matches your "
+                "driver (pip install 'snn-msa[cuda12]' or 'snn-msa[cuda13]'), or use backend='torch'."
+            )
+        if not x.is_cuda:
+            raise RuntimeError(
+                "backend='cupy' needs the input on a CUDA device; move the model and data with "
+                ".to('cuda') or use backend='torch' on the CPU."
+            )
+    return backend
+
+
+class ConnectedLIF(SpikeActivity, torch.nn.Module):
+    r"""Connected multistep LIF neuron, input and output ``[T, B, F]``.
+
+    Args:
+        features: number of neurons F (the last input dimension).
+        strength: scale of the fixed recurrent matrix, ``omega = strength * N(0, 1)``; >= 0.
+        tau, v_threshold, v_rest, alpha: as in :class:`~snn_msa.neurons.LIF`.
+        seed: seed of ``omega``'s draw (``None``: torch's global generator).
+        backend: ``"auto"``, ``"reference"``, ``"torch"`` or ``"cupy"``.
+
+    ``omega`` is a buffer (saved in the state dict, never trained). Besides the
+    firing rate, the neuron records the accumulates its recurrence cost in the
+    last forward: every spike at ``t-1`` feeds ``F`` neurons at ``t``
+    (:attr:`recurrent_accumulates`).
+
+    >>> torch.manual_seed(0) is not None
+    True
+    >>> neuron = ConnectedLIF(4, strength=0.0)
+    >>> neuron(torch.full((2, 1, 4), 2.0)).sum().item()
+    8.0
+    >>> neuron.recurrent_accumulates   # 4 spikes at t=0 feed 4 neurons each at t=1
+    16
+    """
+
+    def __init__(
+        self,
+        features: int,
+        strength: float = 0.01,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        v_rest: float = 0.0,
+        alpha: float = 2.0,
+        seed: int | None = None,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        if not isinstance(features, int) or features < 1:
+            raise ValueError(f"features must be a positive integer (got {features!r}).")
+        if not (isinstance(strength, (int, float)) and math.isfinite(strength) and strength >= 0):
+            raise ValueError(f"strength must be a finite number >= 0 (got {strength!r}).")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r}).")
+        self.params = LIFParameters(tau=tau, v_threshold=v_threshold, v_rest=v_rest, alpha=alpha)
+        self.features = features
+        self.strength = float(strength)
+        self.backend = backend
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        omega = torch.randn(features, features, generator=generator) * self.strength
+        self.register_buffer("omega", omega)
+        self._last_recurrent_spikes: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_sequence_input(x, self.features, "ConnectedLIF")
+        backend = resolve_backend(self.backend, x)
+        omega = self.omega.to(x.dtype)
+        if backend == "reference":
+            spikes = connected_lif_reference(x, omega, self.params)
+        elif backend == "torch":
+            spikes = ConnectedLIFFunction.apply(x, omega, self.params)
+        else:
+            from .connected_lif_cupy import ConnectedLIFCupyFunction
+
+            spikes = ConnectedLIFCupyFunction.apply(x, omega, self.params)
+        self.record_activity(spikes)
+        # Spikes at t-1 drive the recurrence at t, so the last step's spikes feed nothing.
+        self._last_recurrent_spikes = spikes[:-1].detach().sum()
+        return spikes
+
+    @property
+    def recurrent_accumulates(self) -> int:
+        """Accumulates of the recurrence in the last forward: sum over t of nnz(s[t-1]) * F."""
+        if self._last_recurrent_spikes is None:
+            return 0
+        return int(self._last_recurrent_spikes.item()) * self.features
+
+    def extra_repr(self) -> str:
+        p = self.params
+        return (
+            f"features={self.features}, strength={self.strength}, tau={p.tau}, "
+            f"v_threshold={p.v_threshold}, v_rest={p.v_rest}, backend={self.backend!r}"
+        )
