@@ -3,3 +3,7 @@
 from __future__ import annotations
 
 ALL: list = []
+
+from .models_cmd import models  # noqa: E402
+
+ALL.append(models)

@@ -17,6 +17,15 @@ Backward, with :math:`\sigma'` the ATan surrogate derivative at :math:`U[t]-V_{t
 
 The reset is not detached (the :math:`(V_{rest} - U)\sigma'` term), as in SpikingJelly's
 default. Only ``U`` is saved; spikes are recomputed from it.
+
+Why the loops look the way they do: on the CPU each step is a handful of tiny
+tensor ops, so their count and their allocations, not arithmetic, set the time.
+Every op writes into preallocated memory (``out=``); the terms of the backward
+that do not depend on the carried gradient (:math:`\sigma'`, the reset factor)
+are computed for all steps at once before the loop; and the recurrent product is
+skipped when :math:`\omega` is all zero. Each element still goes through the
+same IEEE operations as in :func:`~snn_msa.neurons.connected_lif_reference`, so
+spikes agree bit for bit (up to the sign of zero potentials).
 """
 
 from __future__ import annotations
@@ -26,40 +35,82 @@ import torch
 from .parameters import LIFParameters, atan_surrogate_grad
 
 
+def _has_recurrence(omega: torch.Tensor) -> bool:
+    # One reduction per call; with strength 0 the product adds only zeros and is skipped.
+    return bool(omega.any())
+
+
 def connected_lif_forward(x: torch.Tensor, omega: torch.Tensor, p: LIFParameters) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward over all steps without autograd; returns ``(spikes, U)``, both ``[T, B, F]``."""
+    """Forward over all steps without autograd; returns ``(spikes, U)``, both ``[T, B, F]``.
+
+    >>> x = torch.tensor([[[2.0, 0.0]], [[0.0, 0.0]]])
+    >>> spikes, charged = connected_lif_forward(x, torch.tensor([[0.0, 0.0], [5.0, 0.0]]), LIFParameters())
+    >>> spikes.squeeze(1).tolist(), charged.squeeze(1).tolist()
+    ([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 2.5]])
+    """
     T = x.shape[0]
     spikes = torch.empty_like(x)
     charged = torch.empty_like(x)
+    recurrent = T > 1 and _has_recurrence(omega)
+    # 0-dim tensors instead of Python numbers: an op with a Python scalar wraps it in
+    # a new tensor every call, which doubles the cost of these tiny ops.
+    tau, v_threshold, v_rest = (torch.tensor(c, dtype=x.dtype, device=x.device) for c in (p.tau, p.v_threshold, p.v_rest))
     v = torch.full_like(x[0], p.v_rest)
+    current = torch.empty_like(x[0])
+    drive = torch.empty_like(x[0])
+    silent = torch.empty_like(x[0])
     omega_t = omega.t()
     for t in range(T):
-        current = x[t] if t == 0 else x[t] + spikes[t - 1] @ omega_t
-        u = v + (current - (v - p.v_rest)) / p.tau
-        s = (u >= p.v_threshold).to(x.dtype)
-        v = s * p.v_rest + (1 - s) * u
-        spikes[t] = s
-        charged[t] = u
+        if recurrent and t > 0:
+            # Same call as the reference (s @ omega.t()), so the same summation order.
+            torch.mm(spikes[t - 1], omega_t, out=current)
+            current.add_(x[t])
+        else:
+            current.copy_(x[t])
+        u = charged[t]
+        # u = v + (current - (v - v_rest)) / tau, one IEEE op at a time as in the reference.
+        if p.v_rest == 0.0:
+            torch.sub(current, v, out=drive)
+        else:
+            torch.sub(v, v_rest, out=drive)
+            torch.sub(current, drive, out=drive)
+        drive.div_(tau)
+        torch.add(v, drive, out=u)
+        torch.ge(u, v_threshold, out=spikes[t])
+        # v = s * v_rest + (1 - s) * u; both products are exact since s is 0 or 1.
+        torch.lt(u, v_threshold, out=silent)
+        torch.mul(u, silent, out=v)
+        if p.v_rest != 0.0:
+            v.add_(spikes[t], alpha=p.v_rest)
     return spikes, charged
 
 
 def connected_lif_backward(grad_spikes: torch.Tensor, charged: torch.Tensor, omega: torch.Tensor, p: LIFParameters) -> torch.Tensor:
     """BPTT through :func:`connected_lif_forward`; returns the gradient of the input ``[T, B, F]``."""
     T = charged.shape[0]
+    # Everything that depends on U alone, for all steps in a few large ops.
+    surrogate = atan_surrogate_grad(charged - p.v_threshold, p.alpha)
+    spikes = (charged >= p.v_threshold).to(charged.dtype)
+    reset_grad = torch.rsub(spikes, 1).add_((p.v_rest - charged).mul_(surrogate))  # (1 - s) + (v_rest - U) sg
+    recurrent = T > 1 and _has_recurrence(omega)
     grad_x = torch.empty_like(charged)
     grad_v = torch.zeros_like(charged[0])
-    grad_i_next = None
+    grad_s = torch.empty_like(charged[0])
+    grad_u = torch.empty_like(charged[0])
+    carried = torch.empty_like(charged[0])
+    tau = torch.tensor(p.tau, dtype=charged.dtype, device=charged.device)
     for t in range(T - 1, -1, -1):
-        u = charged[t]
-        sg = atan_surrogate_grad(u - p.v_threshold, p.alpha)
-        s = (u >= p.v_threshold).to(u.dtype)
-        gs = grad_spikes[t] if grad_i_next is None else grad_spikes[t] + grad_i_next @ omega
-        reset_grad = (1 - s) + (p.v_rest - u) * sg
-        gu = gs * sg + grad_v * reset_grad
-        gi = gu / p.tau
-        grad_x[t] = gi
-        grad_v = gu - gi
-        grad_i_next = gi
+        if recurrent and t < T - 1:
+            torch.mm(grad_x[t + 1], omega, out=grad_s)  # g_I[t+1] @ omega
+            grad_s.add_(grad_spikes[t])
+            torch.mul(grad_s, surrogate[t], out=grad_u)
+        else:
+            torch.mul(grad_spikes[t], surrogate[t], out=grad_u)
+        torch.mul(grad_v, reset_grad[t], out=carried)
+        grad_u.add_(carried)
+        gi = grad_x[t]
+        torch.div(grad_u, tau, out=gi)
+        torch.sub(grad_u, gi, out=grad_v)
     return grad_x
 
 

@@ -1,0 +1,48 @@
+"""``snn-msa models``: the zoo entries with their cards."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from snn_msa.registry import get_card, list_models
+
+
+def model_cards(pattern: str | None = None) -> list[dict]:
+    """One dict per registered model: name, card and the model defaults it builds with."""
+    from snn_msa.registry import create_model
+
+    cards = []
+    for name in list_models(pattern):
+        card = get_card(name)
+        config = asdict(create_model(name).config)
+        config.pop("feature_dims")
+        cards.append({"name": name, **asdict(card), "defaults": config})
+    return cards
+
+
+@click.command("models")
+@click.argument("pattern", required=False)
+@click.option("--json", "json_", is_flag=True, help="Print the cards as JSON.")
+def models(pattern: str | None, json_: bool) -> None:
+    """List the zoo's models (optionally those matching a glob PATTERN) with their cards."""
+    cards = model_cards(pattern)
+    if json_:
+        click.echo(json.dumps(cards, indent=2))
+        return
+    if not cards:
+        raise click.ClickException(f"no model matches {pattern!r}; run 'snn-msa models' for the list.")
+    for card in cards:
+        d = card["defaults"]
+        click.echo(f"{card['name']}: {card['summary']}")
+        click.echo(
+            f"    modalities={','.join(d['modalities'])} d_model={d['d_model']} heads={d['heads']} "
+            f"layers={d['single_layers']}+{d['fusion_layers']} scale1={d['scale1']} strength={d['strength']} "
+            f"spiking={d['spiking']}"
+        )
+        click.echo(f"    paper: {card['paper_table']}")
+        for dataset, results in card["paper_results"].items():
+            shown = ", ".join(f"{k}={v}" for k, v in results.items())
+            click.echo(f"      {dataset}: {shown}")

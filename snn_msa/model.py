@@ -1,0 +1,278 @@
+r"""The Spiking-Generated Multimodal Transformer (paper sections 3.2-3.3).
+
+1. Coarse features: per modality a temporal ``Conv1d`` from :math:`D_m` to the
+   model width :math:`d_m`, then time-major ``[L_m, B, d_m]``.
+2. Single-modal network: ``single_layers`` eq.-7 layers per modality (LIF).
+3. Fusion network: ``fusion_layers`` eq.-7 layers with the connected neuron LIF'
+   over the modalities joined along the sequence axis (attention across modalities).
+4. Heads (one scalar each): ``T``, ``A``, ``V`` on each modality's pooled
+   single-modal output; ``TAV`` on their concatenation; ``M`` on that
+   concatenation joined with the pooled fusion output. The prediction is ``M``.
+5. Loss: :math:`\mathcal{L} = \sum_k \lambda_k |O_k - y_k|` (L1), with
+   :math:`\lambda_{T,A,V} = 1`, :math:`\lambda_{TAV} = 3`, :math:`\lambda_M = 6`.
+
+A two-modality model drops the excluded modality's network, head and loss term;
+its pre-fusion head is named after the modalities it joins (``TA``, ``TV``, ``AV``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .layers import SpikingLayer
+from .neurons import BACKENDS, ConnectedLIF, LIF
+
+MODALITIES = ("text", "audio", "vision")
+LETTER = {"text": "T", "audio": "A", "vision": "V"}
+
+
+@dataclass(frozen=True)
+class SGMTConfig:
+    """Everything that defines an SGMT model; a checkpoint stores it to rebuild the model.
+
+    Attributes:
+        feature_dims: input feature dims (text, audio, vision), from the data.
+        modalities: the modalities used, in the order text, audio, vision.
+        d_model: model width :math:`d_m`, shared by all modalities.
+        heads: attention heads :math:`h` (head width :math:`d = d_m / h`).
+        single_layers: :math:`N_s`, eq.-7 layers per modality.
+        fusion_layers: :math:`N_f`, connected eq.-7 layers after joining.
+        scale1: the paper's input scale :math:`scale_1`.
+        strength: the connected neuron's coupling strength (omega = strength * N(0,1)).
+        spiking: False builds the non-spiking twin (identity neurons, scale2 = sqrt(d)).
+        tau, v_threshold: neuron constants (V_rest = 0).
+        conv_kernel: kernel of the temporal input convolution.
+        dropout: dropout on the coarse features, the layers' feed-forward output and the heads.
+        head_hidden: hidden width of each head's two-layer perceptron.
+        loss_weights: weight of each head's L1 loss (single-modal, pre-fusion, multimodal).
+        backend: connected-neuron backend (auto, reference, torch, cupy).
+    """
+
+    feature_dims: tuple[int, int, int]
+    modalities: tuple[str, ...] = MODALITIES
+    d_model: int = 64
+    heads: int = 4
+    single_layers: int = 1
+    fusion_layers: int = 1
+    scale1: float = 0.5
+    strength: float = 0.01
+    spiking: bool = True
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    conv_kernel: int = 3
+    dropout: float = 0.1
+    head_hidden: int = 64
+    loss_weights: tuple[float, float, float] = (1.0, 3.0, 6.0)
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        dims = tuple(int(d) for d in self.feature_dims)
+        if len(dims) != 3 or min(dims) < 1:
+            raise ValueError(f"feature_dims must be three positive ints (text, audio, vision), got {self.feature_dims!r}.")
+        object.__setattr__(self, "feature_dims", dims)
+        mods = tuple(self.modalities)
+        if len(mods) < 2 or len(set(mods)) != len(mods) or any(m not in MODALITIES for m in mods):
+            raise ValueError(f"modalities must be two or three distinct names of {MODALITIES}, got {mods!r}.")
+        object.__setattr__(self, "modalities", tuple(m for m in MODALITIES if m in mods))
+        object.__setattr__(self, "loss_weights", tuple(float(w) for w in self.loss_weights))
+        checks = [
+            (self.d_model >= 1, "d_model must be positive"),
+            (self.heads >= 1 and self.d_model % self.heads == 0, "d_model must be a positive multiple of heads"),
+            (self.single_layers >= 1 and self.fusion_layers >= 1, "single_layers and fusion_layers must be at least 1"),
+            (self.scale1 > 0, "scale1 must be positive"),
+            (self.strength >= 0, "strength must be >= 0"),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (self.conv_kernel >= 1 and self.conv_kernel % 2 == 1, "conv_kernel must be a positive odd number"),
+            (self.head_hidden >= 1, "head_hidden must be positive"),
+            (len(self.loss_weights) == 3, "loss_weights needs three numbers (single-modal, pre-fusion, multimodal)"),
+            (self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{message} (config: {self.describe()}).")
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self).items())
+
+    @property
+    def letters(self) -> str:
+        return "".join(LETTER[m] for m in self.modalities)
+
+
+@dataclass
+class ModelOutput:
+    """What every zoo model returns.
+
+    Attributes:
+        predictions: one ``[B]`` tensor per head (``"M"`` is the prediction).
+        features: pooled ``[B, d]`` representations (per modality, ``"fusion"``).
+        firing_rates: firing rate of every spiking neuron in this forward, by module name
+            (0-dim detached tensors; empty for the twin).
+    """
+
+    predictions: dict[str, torch.Tensor]
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    firing_rates: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __getitem__(self, head: str) -> torch.Tensor:
+        return self.predictions[head]
+
+    @property
+    def prediction(self) -> torch.Tensor:
+        return self.predictions["M"]
+
+    def mean_firing_rate(self) -> float | None:
+        """Unweighted mean of the layers' firing rates, or None for a non-spiking model."""
+        if not self.firing_rates:
+            return None
+        return float(torch.stack(list(self.firing_rates.values())).mean())
+
+
+def _head(in_features: int, hidden: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+
+def _valid_mask(lengths: torch.Tensor | None, length: int, batch: int, device: torch.device) -> torch.Tensor | None:
+    """``[L, B]`` bool mask of real positions; lengths are clamped to [1, L] so attention never sees an empty row."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths, device=device).long().view(-1)
+    if lengths.numel() != batch:
+        raise ValueError(f"got {lengths.numel()} lengths for a batch of {batch}.")
+    lengths = lengths.clamp(1, length)
+    return torch.arange(length, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+
+
+def _masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean over time of ``[L, B, d]`` at valid positions -> ``[B, d]``."""
+    if valid is None:
+        return x.mean(dim=0)
+    w = valid.to(x.dtype).unsqueeze(-1)
+    return (x * w).sum(dim=0) / w.sum(dim=0)
+
+
+class SGMT(nn.Module):
+    """Spiking-Generated Multimodal Transformer; see the module docstring for the equations.
+
+    Call as ``model(text, audio, vision, audio_lengths=None, vision_lengths=None, text_lengths=None)``
+    with batch-first MMSA tensors ``[B, L_m, D_m]``; a modality the model does not
+    use may be ``None`` or left out (and is ignored if given). Neurons reset
+    themselves at every call, so two calls on the same input agree.
+    """
+
+    def __init__(self, config: SGMTConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        single = "lif" if c.spiking else "identity"
+        fusion = "connected" if c.spiking else "identity"
+        dims = dict(zip(MODALITIES, c.feature_dims))
+        self.projections = nn.ModuleDict(
+            {m: nn.Conv1d(dims[m], c.d_model, c.conv_kernel, padding=c.conv_kernel // 2) for m in c.modalities}
+        )
+        self.input_dropout = nn.Dropout(c.dropout)
+
+        def layer(neuron: str) -> SpikingLayer:
+            return SpikingLayer(c.d_model, c.heads, c.scale1, neuron, c.strength, c.tau, c.v_threshold, c.dropout, c.backend)
+
+        self.single_modal = nn.ModuleDict(
+            {m: nn.ModuleList(layer(single) for _ in range(c.single_layers)) for m in c.modalities}
+        )
+        self.fusion = nn.ModuleList(layer(fusion) for _ in range(c.fusion_layers))
+        n = len(c.modalities)
+        self.heads = nn.ModuleDict({LETTER[m]: _head(c.d_model, c.head_hidden, c.dropout) for m in c.modalities})
+        self.heads[c.letters] = _head(n * c.d_model, c.head_hidden, c.dropout)
+        self.heads["M"] = _head((n + 1) * c.d_model, c.head_hidden, c.dropout)
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        single, joint, multi = self.config.loss_weights
+        weights = {LETTER[m]: single for m in self.config.modalities}
+        weights[self.config.letters] = joint
+        weights["M"] = multi
+        return weights
+
+    def _check_input(self, name: str, x: torch.Tensor | None) -> torch.Tensor:
+        dim = self.config.feature_dims[MODALITIES.index(name)]
+        if x is None:
+            raise ValueError(f"this model uses {name} but got {name}=None; pass a [B, L, {dim}] tensor.")
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != dim:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"{name} must be a batch-first tensor [B, L, {dim}] (the model was built for "
+                f"feature_dims={self.config.feature_dims}); got {shape}."
+            )
+        return x
+
+    def forward(
+        self,
+        text: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        vision: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        vision_lengths: torch.Tensor | None = None,
+        text_lengths: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        inputs = {"text": text, "audio": audio, "vision": vision}
+        lengths = {"text": text_lengths, "audio": audio_lengths, "vision": vision_lengths}
+        param = next(self.parameters())
+        batch = None
+        sequences, masks, pooled = [], [], {}
+        for m in self.config.modalities:
+            x = self._check_input(m, inputs[m]).to(param.device, param.dtype)
+            if batch is None:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise ValueError(f"all modalities need the same batch size; {m} has {x.shape[0]}, expected {batch}.")
+            valid = _valid_mask(lengths[m], x.shape[1], batch, x.device)
+            if valid is not None:  # padding must not reach real frames through the convolution
+                x = x * valid.t().unsqueeze(-1).to(x.dtype)
+            coarse = self.projections[m](x.transpose(1, 2))  # [B, d, L]
+            h = self.input_dropout(coarse.permute(2, 0, 1))  # time-major [L, B, d]
+            for layer in self.single_modal[m]:
+                h = layer(h, valid)
+            pooled[m] = _masked_mean(h, valid)
+            sequences.append(h)
+            masks.append(valid if valid is not None else torch.ones(h.shape[:2], dtype=torch.bool, device=h.device))
+        joint, joint_valid = torch.cat(sequences, dim=0), torch.cat(masks, dim=0)
+        if bool(joint_valid.all()):
+            joint_valid = None
+        for layer in self.fusion:
+            joint = layer(joint, joint_valid)
+        pooled["fusion"] = _masked_mean(joint, joint_valid)
+
+        single = torch.cat([pooled[m] for m in self.config.modalities], dim=-1)
+        predictions = {LETTER[m]: self.heads[LETTER[m]](pooled[m]).squeeze(-1) for m in self.config.modalities}
+        predictions[self.config.letters] = self.heads[self.config.letters](single).squeeze(-1)
+        predictions["M"] = self.heads["M"](torch.cat([single, pooled["fusion"]], dim=-1)).squeeze(-1)
+        return ModelOutput(predictions=predictions, features=pooled, firing_rates=self.firing_rates())
+
+    def firing_rates(self) -> dict[str, torch.Tensor]:
+        """Firing rate of every spiking neuron in the last forward, by module name."""
+        rates = {}
+        for name, module in self.named_modules():
+            if isinstance(module, (LIF, ConnectedLIF)) and module._last_spikes is not None:
+                rates[name] = module._last_spikes / max(module.neuron_steps, 1)
+        return rates
+
+    def loss(self, output: ModelOutput, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        r"""Weighted multi-task L1 loss :math:`\sum_k \lambda_k \,\mathrm{mean}|O_k - y_k|`.
+
+        ``labels`` holds ``"M"`` and, where the data has them, ``"T"``, ``"A"``,
+        ``"V"``; a single-modal head without its own label trains on ``"M"``
+        (MOSI and MOSEI). Returns the total and each head's unweighted L1.
+        """
+        if "M" not in labels:
+            raise KeyError("labels must hold the multimodal label under 'M'.")
+        total, parts = None, {}
+        for head, weight in self.loss_weights.items():
+            target = labels.get(head) if len(head) == 1 and head != "M" else None
+            target = labels["M"] if target is None else target
+            pred = output.predictions[head]
+            l1 = (pred - target.to(pred.device, pred.dtype).view_as(pred)).abs().mean()
+            parts[head] = float(l1.detach())
+            total = weight * l1 if total is None else total + weight * l1
+        return total, parts

@@ -1,0 +1,192 @@
+"""The SGMT blocks and model against plainly written restatements of the paper's equations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from snn_msa.attention import MHSGSA
+from snn_msa.layers import SpikingLayer
+from snn_msa.model import SGMT, SGMTConfig
+from snn_msa.neurons import LIF, ConnectedLIF
+
+
+def plain_lif(x: torch.Tensor, tau=2.0, v_th=1.0, v_rest=0.0) -> torch.Tensor:
+    """Eq. 1, one neuron at a time, in Python floats."""
+    T, B, Fe = x.shape
+    out = torch.zeros_like(x)
+    for b in range(B):
+        for i in range(Fe):
+            v = v_rest
+            for t in range(T):
+                u = v + (float(x[t, b, i].detach()) - (v - v_rest)) / tau
+                s = 1.0 if u >= v_th else 0.0
+                v = s * v_rest + (1 - s) * u
+                out[t, b, i] = s
+    return out
+
+
+def plain_sgsa(att: MHSGSA, x: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Eqs. 3-6 with explicit loops over batch and heads and an explicit softmax."""
+    with torch.no_grad():
+        return _plain_sgsa(att, x, valid)
+
+
+def _plain_sgsa(att, x, valid):
+    L, B, dm = x.shape
+    h, d = att.heads, att.head_dim
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, unbiased=False, keepdim=True)
+    ln = (x - mean) / torch.sqrt(var + att.norm.eps) * att.norm.weight + att.norm.bias
+    x_norm = att.scale1 * ln
+    spikes = plain_lif(x_norm)
+    keep = torch.ones(L, B, dtype=torch.bool) if valid is None else valid
+    f = float(spikes[keep].sum() / (keep.sum() * dm))
+    out = torch.zeros(L, B, dm, dtype=x.dtype)
+    for b in range(B):
+        for head in range(h):
+            wq = att.query.weight[head * d:(head + 1) * d]  # [d, dm] (= W_Q^h transposed)
+            wk = att.key.weight[head * d:(head + 1) * d]
+            wv = att.value.weight[head * d:(head + 1) * d]
+            var_q = float(((wq - wq.mean()) ** 2).mean())
+            var_k = float(((wk - wk.mean()) ** 2).mean())
+            scale2 = math.sqrt(var_q * var_k * d * dm**2 * f**2)
+            q, k, v = spikes[:, b] @ wq.t(), spikes[:, b] @ wk.t(), spikes[:, b] @ wv.t()
+            scores = q @ k.t() / scale2
+            scores[:, ~keep[:, b]] = float("-inf")
+            weights = torch.exp(scores - scores.max(dim=1, keepdim=True).values)
+            weights = weights / weights.sum(dim=1, keepdim=True)
+            out[:, b, head * d:(head + 1) * d] = weights @ v
+    return out, x_norm, f
+
+
+@pytest.fixture
+def attention_input():
+    x = torch.randn(12, 3, 8, dtype=torch.float64) * 3
+    valid = torch.arange(12).unsqueeze(1) < torch.tensor([12, 7, 2]).unsqueeze(0)
+    return x, valid
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_mhsgsa_matches_plain_equations(attention_input, masked):
+    x, valid = attention_input
+    valid = valid if masked else None
+    att = MHSGSA(8, heads=2, scale1=2.0).double()
+    out, x_norm = att(x, valid)
+    ref_out, ref_norm, f = plain_sgsa(att, x, valid)
+    assert f > 0
+    torch.testing.assert_close(x_norm, ref_norm)
+    keep = torch.ones(12, 3, dtype=torch.bool) if valid is None else valid
+    torch.testing.assert_close(out[keep], ref_out[keep])
+    assert att.last_firing_rate == pytest.approx(f)
+
+
+def test_scale2_follows_the_formula(attention_input):
+    x, _ = attention_input
+    att = MHSGSA(8, heads=2, scale1=2.0).double()
+    att(x)
+    spikes = plain_lif(att.scale1 * att.norm(x).detach())
+    f = float(spikes.mean())
+    d, dm = 4, 8
+    for head in range(2):
+        var_q = torch.var(att.query.weight[head * d:(head + 1) * d], unbiased=False)
+        var_k = torch.var(att.key.weight[head * d:(head + 1) * d], unbiased=False)
+        expected = math.sqrt(var_q * var_k * d * dm**2 * f**2)
+        assert float(att.last_scale2[head]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_scale2_guard_keeps_output_finite_without_spikes():
+    att = MHSGSA(8, heads=2, scale1=1e-3)  # inputs far below threshold: no spikes at all
+    out, _ = att(torch.randn(10, 2, 8))
+    assert att.last_firing_rate == pytest.approx(1.0 / (10 * 2 * 8))
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(att.last_scale2).all() and (att.last_scale2 > 0).all()
+
+
+def test_twin_attention_is_vanilla():
+    att = MHSGSA(8, heads=2, neuron="identity").double()
+    x = torch.randn(6, 2, 8, dtype=torch.float64)
+    out, x_norm = att(x)
+    q, k, v = att.query(x_norm), att.key(x_norm), att.value(x_norm)
+    for head in range(2):
+        sl = slice(head * 4, head * 4 + 4)
+        for b in range(2):
+            w = torch.softmax(q[:, b, sl] @ k[:, b, sl].t() / math.sqrt(4), dim=-1)
+            torch.testing.assert_close(out[:, b, sl], w @ v[:, b, sl])
+    assert att.last_firing_rate is None
+
+
+def test_layer_matches_eq7():
+    layer = SpikingLayer(8, heads=2, scale1=1.5).double().eval()
+    x = torch.randn(9, 2, 8, dtype=torch.float64) * 2
+    att, x_norm = layer.attention(x)
+    y_norm = 1.5 * layer.attention_norm(att)
+    y_out = layer.ffn(plain_lif(y_norm.detach()))
+    expected = 1.5 * layer.ffn_norm(y_out) + x_norm + y_norm
+    torch.testing.assert_close(layer(x), expected)
+
+
+def test_fusion_layer_uses_connected_neurons():
+    layer = SpikingLayer(8, heads=2, neuron="connected", strength=0.05)
+    kinds = {type(m) for m in layer.modules()}
+    assert ConnectedLIF in kinds and LIF not in kinds
+
+
+def _batch(dims=(10, 6, 5), lens=(5, 9, 7), B=3):
+    return dict(
+        text=torch.randn(B, lens[0], dims[0]),
+        audio=torch.randn(B, lens[1], dims[1]),
+        vision=torch.randn(B, lens[2], dims[2]),
+        audio_lengths=torch.tensor([9, 4, 1][:B]),
+        vision_lengths=torch.tensor([7, 7, 3][:B]),
+    )
+
+
+def test_padding_does_not_leak_into_single_modal_features():
+    model = SGMT(SGMTConfig(feature_dims=(10, 6, 5), d_model=8, heads=2, scale1=2.0)).eval()
+    batch = _batch()
+    out1 = model(**batch)
+    batch["audio"][1, 4:] = 100.0  # beyond audio length 4
+    batch["vision"][2, 3:] = -50.0  # beyond vision length 3
+    out2 = model(**batch)
+    for m in ("text", "audio", "vision"):
+        torch.testing.assert_close(out1.features[m], out2.features[m])
+
+
+def test_zero_lengths_are_clamped_and_finite():
+    model = SGMT(SGMTConfig(feature_dims=(10, 6, 5), d_model=8, heads=2))
+    batch = _batch()
+    batch["audio_lengths"] = torch.tensor([0, 0, 0])
+    out = model(**batch)
+    assert all(torch.isfinite(p).all() for p in out.predictions.values())
+
+
+def test_loss_weights_and_label_fallback():
+    model = SGMT(SGMTConfig(feature_dims=(10, 6, 5), d_model=8, heads=2))
+    out = model(**_batch())
+    y = torch.tensor([0.5, -0.5, 0.0])
+    total, parts = model.loss(out, {"M": y})
+    expected = sum(w * (out[h] - y).abs().mean() for h, w in {"T": 1, "A": 1, "V": 1, "TAV": 3, "M": 6}.items())
+    torch.testing.assert_close(total, expected)
+    yt = torch.tensor([1.0, 1.0, 1.0])
+    _, parts_t = model.loss(out, {"M": y, "T": yt})
+    assert parts_t["T"] == pytest.approx(float((out["T"] - yt).abs().mean()))
+    assert parts_t["M"] == pytest.approx(parts["M"])
+
+
+def test_bad_inputs_are_clear_errors():
+    model = SGMT(SGMTConfig(feature_dims=(10, 6, 5), d_model=8, heads=2))
+    batch = _batch()
+    with pytest.raises(ValueError, match=r"audio must be a batch-first tensor \[B, L, 6\]"):
+        model(**{**batch, "audio": torch.randn(3, 9, 7)})
+    with pytest.raises(ValueError, match="vision=None"):
+        model(**{**batch, "vision": None})
+    with pytest.raises(ValueError, match="same batch size"):
+        model(**{**batch, "text": torch.randn(2, 5, 10)})
+    with pytest.raises(ValueError, match="divisible|multiple of heads"):
+        SGMTConfig(feature_dims=(10, 6, 5), d_model=10, heads=3)
+    with pytest.raises(ValueError, match="modalities"):
+        SGMTConfig(feature_dims=(10, 6, 5), modalities=("text",))
