@@ -6,7 +6,13 @@ for multimodal sentiment analysis, built on SpikingJelly 2.x.
 True
 """
 
+import logging
+
 __version__ = "0.1.0"
+
+# SpikingJelly imports torch's Triton probe, which logs a warning on every
+# CPU-only start; it says nothing about this library's behaviour.
+logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 
 def __getattr__(name: str):

@@ -60,8 +60,11 @@ def register_model(fn: Callable | None = None, *, card: ModelCard | None = None)
 
     def decorate(builder: Callable) -> Callable:
         name = builder.__name__.replace("_", "-")
-        if name in _REGISTRY and _REGISTRY[name].builder is not builder:
-            raise ValueError(f"a model named {name!r} is already registered.")
+        existing = _REGISTRY.get(name)
+        # The same source file may be imported twice (as snn_msa.zoo and, by doctest
+        # collection, as zoo); only a different definition is a clash.
+        if existing is not None and existing.builder.__code__.co_filename != builder.__code__.co_filename:
+            raise ValueError(f"a model named {name!r} is already registered by {existing.builder.__module__}.")
         summary = (builder.__doc__ or name).strip().splitlines()[0]
         _REGISTRY[name] = ModelEntry(name, builder, card or ModelCard(summary=summary))
         return builder

@@ -1,0 +1,13 @@
+"""Docs that are generated from code must match the code."""
+
+from pathlib import Path
+
+from snn_msa.cli.models_cmd import markdown_table, model_cards
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_zoo_table_in_docs_matches_registry():
+    text = (ROOT / "docs" / "model.md").read_text()
+    table = text.split("<!-- zoo-table:start -->\n", 1)[1].split("\n<!-- zoo-table:end -->", 1)[0]
+    assert table == markdown_table(model_cards()), "regenerate with: snn-msa models --markdown"
