@@ -11,3 +11,9 @@ def test_zoo_table_in_docs_matches_registry():
     text = (ROOT / "docs" / "model.md").read_text()
     table = text.split("<!-- zoo-table:start -->\n", 1)[1].split("\n<!-- zoo-table:end -->", 1)[0]
     assert table == markdown_table(model_cards()), "regenerate with: snn-msa models --markdown"
+
+
+def test_cli_reference_matches_commands():
+    from snn_msa.cli.reference import cli_reference
+
+    assert (ROOT / "docs" / "cli.md").read_text() == cli_reference(), "regenerate: python -m snn_msa.cli.reference > docs/cli.md"

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .cleaning import FEATURE_KEYS, KINDS, count_nonfinite
+from .cleaning import FEATURE_KEYS, count_nonfinite
 from .errors import DataError
 from .files import atomic_output, detect_format, same_file
 from .safe_pickle import restricted_load
@@ -61,7 +61,7 @@ def _write_value(group: Any, key: str, value: Any, file: str, split: str | None)
     h5py = _h5py()
     strings = h5py.string_dtype("utf-8")
     if isinstance(value, Mapping):
-        sub = group.create_group(key)
+        sub = group.create_group(key, track_order=True)
         sub.attrs["py_kind"] = "dict"
         for k, v in value.items():
             if not isinstance(k, str):
@@ -122,7 +122,7 @@ def write_store(data: Mapping, path: str | os.PathLike, *, source: str | None = 
     h5py = _h5py()
     name = source or os.fspath(path)
     with atomic_output(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", track_order=True) as f:  # keys keep the pickle's order
             f.attrs["format"] = STORE_FORMAT
             f.attrs["format_version"] = STORE_VERSION
             if source is not None:

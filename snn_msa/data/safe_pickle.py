@@ -29,7 +29,6 @@ snn_msa.data.errors.DataError: <bytes>: refused to load the global 'builtins.pri
 
 from __future__ import annotations
 
-import codecs
 import importlib
 import io
 import os
@@ -56,10 +55,14 @@ def _numpy_core(submodule: str, name: str) -> Callable:
     raise ImportError(f"numpy has no {submodule}.{name}")  # pragma: no cover
 
 
+class _Refused(pickle.UnpicklingError):
+    """An admitted global called with arguments it is not admitted for."""
+
+
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     """``_codecs.encode`` as protocols 0-2 use it for bytes; other codecs are refused."""
-    if codecs.lookup(encoding).name != "iso8859-1" or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refused _codecs.encode with the codec {encoding!r}")
+    if not (isinstance(text, str) and isinstance(encoding, str) and encoding.lower().replace("-", "").replace("_", "") == "latin1"):
+        raise _Refused(f"refused to call _codecs.encode with the codec {encoding!r}; only 'latin1' is admitted")
     return text.encode("latin1")
 
 
@@ -71,6 +74,7 @@ def _build_allowed() -> dict[tuple[str, str], Any]:
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("builtins", "complex"): complex,
+        ("__builtin__", "complex"): complex,  # protocols 0-2 write Python 2's name
         ("_codecs", "encode"): _latin1_encode,
     }
     for package in ("numpy.core", "numpy._core"):
@@ -117,6 +121,8 @@ def _load(stream: io.BufferedIOBase, name: str) -> Any:
         return RestrictedUnpickler(stream, name).load()
     except DataError:
         raise
+    except _Refused as err:
+        raise DataError(f"{err}: not a plain MMSA feature pickle. Nothing from the file was run.", file=name) from None
     except MemoryError:
         raise DataError("ran out of memory while loading the pickle; convert it to HDF5 on a "
                         "machine with more memory (snn-msa data convert IN.pkl OUT.h5).", file=name) from None

@@ -12,7 +12,7 @@ read whole (they are small).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -89,9 +89,14 @@ class Inspection:
     has_modality_labels: bool = False
     profile: DatasetProfile | None = None
 
+    def sorted_problems(self) -> list[Problem]:
+        """Problems of the whole file first, then by split (train, valid, test), in the order found."""
+        rank = {None: -1, **{s: i for i, s in enumerate(SPLITS)}}
+        return sorted(self.problems, key=lambda p: rank.get(p.split, len(SPLITS)))
+
     def errors(self) -> list[Problem]:
-        """The problems that make the file unusable."""
-        return [p for p in self.problems if p.severity == "error"]
+        """The problems that make the file unusable, sorted as :meth:`sorted_problems`."""
+        return [p for p in self.sorted_problems() if p.severity == "error"]
 
     def raise_first_error(self) -> None:
         """Raise the first error as a :class:`DataError`; the message counts the rest."""
@@ -168,7 +173,7 @@ def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key:
                 f"(this split has: {', '.join(sorted(map(str, split))) or 'nothing'}).",
                 name, key,
             ))
-    for key, what in (("id", "ids 'train-0', 'train-1', ... are used instead"),
+    for key, what in (("id", f"ids '{name}-0', '{name}-1', ... are used instead"),
                       ("raw_text", "MMSA's own loader needs it; snn-msa does not")):
         if key not in split:
             problems.append(Problem("warning", f"missing; {what}.", name, key))
@@ -373,18 +378,33 @@ def resolve_profile(found: Inspection, dataset: str | None) -> DatasetProfile | 
         if dims is not None and profile.feature_dims != dims:
             differ = [m for m, a, b in zip(MODALITIES, dims, profile.feature_dims) if a != b]
             hint = (f"they match {matching[0].title}: use --dataset {matching[0].name}" if matching
-                    else "they match no known data set; check that this is the file you meant")
+                    else "they match no known data set: leave out --dataset to take the dims from the file")
             problems.append(Problem(
                 "error",
                 f"the feature dims (text, audio, vision) are {_dims_text(dims)} but --dataset {profile.name} "
                 f"expects {_dims_text(profile.feature_dims)} ({' and '.join(differ)} differ{'s' if len(differ) == 1 else ''}); {hint}.",
             ))
+            found.profile = profile
+            return profile  # its label range says nothing about a file of another data set
     elif dims is not None:
         if len(matching) > 1:
             peak = max((float(np.abs(v).max()) for s in found.splits.values() for v in s.labels.values() if v.size), default=0.0)
             matching = [p for p in matching if peak <= p.label_range[1] + LABEL_TOLERANCE] or matching
         if len(matching) == 1:
             profile = matching[0]
+        elif not matching and found.splits:
+            # Features of the user's own choice: the shapes come from the file; the
+            # labels decide the conventions (label range and metric family).
+            peak = max((float(np.abs(v).max()) for s in found.splits.values() for v in s.labels.values() if v.size), default=0.0)
+            base = PROFILES["mosi"] if peak > 1 + LABEL_TOLERANCE else PROFILES["sims"]
+            profile = replace(base, title=f"{base.title}-style data", feature_dims=dims,
+                              seq_lens=found.seq_lens or base.seq_lens)
+            problems.append(Problem(
+                "warning",
+                f"the feature dims (text, audio, vision) {_dims_text(dims)} match no known data set; "
+                f"treating the file as {base.name}-style data (labels within [{base.label_range[0]:g}, "
+                f"{base.label_range[1]:g}], {base.metric_family.upper()} metrics). Pass --dataset NAME to say otherwise.",
+            ))
         else:
             known = "; ".join(f"{p.name} {_dims_text(p.feature_dims)}" for p in PROFILES.values())
             problems.append(Problem(
@@ -409,7 +429,7 @@ def resolve_profile(found: Inspection, dataset: str | None) -> DatasetProfile | 
                 key = LABEL_KEY if label == "M" else MODALITY_LABEL_KEYS[label]
                 problems.append(Problem(
                     "error",
-                    f"{outside} label(s) lie outside {profile.title}'s range [{lo:g}, {hi:g}] (they span [{vmin:g}, {vmax:g}]).{hint}",
+                    f"{outside} label(s) lie outside {profile.title}'s range [{lo:g}, {hi:g}] (they span [{vmin:.3g}, {vmax:.3g}]).{hint}",
                     s.name, key,
                 ))
     if profile.modality_labels and found.splits and not found.has_modality_labels and not any(

@@ -1,0 +1,114 @@
+"""The restricted unpickler: numpy arrays load, anything that could run code is refused first."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from snn_msa.data import DataError, load_dataset
+from snn_msa.data.safe_pickle import restricted_load, restricted_loads
+from snn_msa.data.synthetic import make_synthetic, write_pickle
+
+
+class _WritesMarker:
+    """Unpickling this calls os.system, which would create the marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _EvalsCode:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+def _mmsa_with(payload) -> dict:
+    data = make_synthetic("mosi", (2, 1, 1), seq_lens=(8, 4, 4))
+    data["train"]["id"] = payload
+    return data
+
+
+def test_malicious_pickle_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(_mmsa_with(_WritesMarker(str(marker))), protocol=4))
+    with pytest.raises(DataError) as err:
+        load_dataset(path)
+    message = str(err.value)
+    assert str(path) in message and "system" in message and "refused" in message
+    assert not marker.exists()
+    # The same file does run code under plain pickle: the test really tests something.
+    pickle.loads(path.read_bytes())
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("payload, name", [
+    (_EvalsCode(), "builtins.eval"),
+    (print, "builtins.print"),
+    (pytest.importorskip("torch").nn.Linear(2, 2), "torch"),
+])
+def test_other_globals_are_refused_with_their_name(tmp_path, payload, name):
+    path = tmp_path / "x.pkl"
+    path.write_bytes(pickle.dumps({"train": payload}))
+    with pytest.raises(DataError, match=name.replace(".", r"\.")) as err:
+        restricted_load(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_numpy_arrays_scalars_and_containers_load(protocol):
+    value = {
+        "f": np.arange(12, dtype=np.float32).reshape(3, 4),
+        "i": np.arange(3, dtype=np.int64),
+        "u": np.array(["ab", "c"]),
+        "o": np.array(["x", "yz"], dtype=object),
+        "scalar": np.float32(1.5),
+        "list": [1, 2.5, "s", None, True, (1, 2)],
+        "complex": 1 + 2j,
+        "bytes": b"\x00\xff",
+    }
+    back = restricted_loads(pickle.dumps(value, protocol=protocol))
+    for key in ("f", "i", "u", "o"):
+        assert back[key].dtype == value[key].dtype and np.array_equal(back[key], value[key])
+    assert back["scalar"] == np.float32(1.5) and back["list"] == value["list"]
+    assert back["complex"] == 1 + 2j and back["bytes"] == b"\x00\xff"
+
+
+def test_numpy_1x_pickles_load():
+    # numpy 1.x names its modules numpy.core.*; protocol 2 spells globals out as text.
+    blob = pickle.dumps({"a": np.arange(4.0), "s": np.float64(2.0)}, protocol=2)
+    old = blob.replace(b"numpy._core.", b"numpy.core.")
+    assert b"numpy.core.multiarray" in old
+    back = restricted_loads(old)
+    assert np.array_equal(back["a"], np.arange(4.0)) and back["s"] == 2.0
+
+
+def test_codecs_encode_is_limited_to_latin1():
+    blob = pickle.dumps(b"abc", protocol=2)
+    assert restricted_loads(blob) == b"abc"
+    with pytest.raises(DataError, match="refused to call _codecs.encode with the codec 'utf_16'"):
+        restricted_loads(blob.replace(b"latin1", b"utf_16"))
+
+
+def test_synthetic_pickle_round_trips_through_the_safe_loader(tmp_path):
+    data = make_synthetic("sims", (2, 1, 1), seq_lens=(8, 6, 5))
+    write_pickle(data, tmp_path / "s.pkl")
+    back = restricted_load(tmp_path / "s.pkl")
+    assert np.array_equal(back["train"]["vision"], data["train"]["vision"])
+    assert back["test"]["audio_lengths"] == data["test"]["audio_lengths"]
+
+
+def test_truncated_pickle_is_a_clear_error(tmp_path):
+    path = tmp_path / "cut.pkl"
+    write_pickle(make_synthetic("mosi", (2, 1, 1), seq_lens=(8, 4, 4)), path)
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match="truncated or corrupt") as err:
+        load_dataset(path)
+    assert str(path) in str(err.value)
