@@ -1,0 +1,53 @@
+"""Bar chart of the per-layer energy of the spiking model and its twin (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Draw the 45 nm energy per layer of both models as horizontal bars and write it to ``path``.
+
+    Rows with no AC and no MAC in either model (LayerNorm, softmax, neuron
+    updates: unpriced in the 45 nm estimate) are left out; the title says so.
+    The format follows the file's suffix (PNG by default).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names: list[str] = []
+    energy: dict[str, dict[str, float]] = {"snn": {}, "ann": {}}
+    for row in report["layers"]:
+        if row["name"] not in names:
+            names.append(row["name"])
+        energy[row["model"]][row["name"]] = row["energy_pj"] / 1e3
+    names = [n for n in names if energy["snn"].get(n, 0.0) or energy["ann"].get(n, 0.0)]
+    height = max(3.0, 0.28 * len(names) + 1.5)
+    fig, ax = plt.subplots(figsize=(9, height))
+    try:
+        ys = range(len(names))
+        ax.barh([y - 0.2 for y in ys], [energy["snn"].get(n, 0.0) for n in names], height=0.4,
+                label=f"SNN {report['model']}", color="tab:orange")
+        ax.barh([y + 0.2 for y in ys], [energy["ann"].get(n, 0.0) for n in names], height=0.4,
+                label=f"ANN {report['twin']}", color="tab:blue")
+        ax.set_yticks(list(ys))
+        ax.set_yticklabels(names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("energy per sample, nJ (45 nm: 0.9 pJ x AC + 4.6 pJ x MAC)")
+        t = report["totals"]
+        ratio = "" if t["ratio"] is None else f", SNN/ANN = {t['ratio']:.3f}"
+        d = report["data"]
+        ax.set_title(f"{report['model']} vs {report['twin']}: {d['samples']} samples, {d['padding']} positions{ratio}\n"
+                     "(rows with neither AC nor MAC left out)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        out = Path(path)
+        fig.savefig(out, dpi=120)
+    finally:
+        plt.close(fig)
+    return out

@@ -1,0 +1,36 @@
+"""``snn-msa energy`` through click's CliRunner."""
+
+import json
+
+from click.testing import CliRunner
+
+from snn_msa.cli import main
+
+SMALL = ["--d-model", "16", "--heads", "2", "--samples", "2", "--batch-size", "2"]
+
+
+def test_json_output(tmp_path):
+    plot = tmp_path / "energy.png"
+    result = CliRunner().invoke(main, ["energy", "--model", "sgmt-tav", *SMALL, "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["data"]["samples"] == 2 and report["totals"]["ann"]["ac"] == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_text_output():
+    result = CliRunner().invoke(main, ["energy", "--model", "sgmt-tav", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "Totals:" in result.output and "Assumptions:" in result.output
+
+
+def test_unknown_model_is_a_clear_error():
+    result = CliRunner().invoke(main, ["energy", "--model", "sgmt-nope"])
+    assert result.exit_code == 1
+    assert "Known models" in result.output and "Traceback" not in result.output
+
+
+def test_unwritable_plot_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(main, ["energy", "--model", "sgmt-tav", "--plot", str(tmp_path / "no" / "x.png")])
+    assert result.exit_code == 1
+    assert "could not write the plot" in result.output
