@@ -63,12 +63,14 @@ def test_conv1d_counts_every_output_position():
 
 
 def test_connected_recurrence_counts_exactly():
-    neuron = ConnectedLIF(F_IN, strength=0.0)
-    counter = count_forward(neuron, torch.full((T, B, F_IN), 2.0), batch=B)
+    neuron = ConnectedLIF(F_IN, strength=1e-3, seed=0)  # too weak to change any spike of this input
+    counter = count_forward(neuron, torch.full((T, B, F_IN), 3.0), batch=B)
     rec = counter.rows[".recurrence"]
     assert rec.ac == rec.dense == (T - 1) * B * F_IN * F_IN == neuron.recurrent_accumulates
     silent = count_forward(neuron, torch.zeros(T, B, F_IN), batch=B)
     assert silent.rows[".recurrence"].ac == 0
+    unconnected = ConnectedLIF(F_IN, strength=0.0)  # no synapses: no accumulates, however many spikes
+    assert count_forward(unconnected, torch.full((T, B, F_IN), 2.0), batch=B).rows[".recurrence"].ac == 0
 
 
 def test_real_positions_compact_the_recurrence_and_the_attention():

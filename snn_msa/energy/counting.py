@@ -281,7 +281,7 @@ class LayerCounter:
             feeding = _nnz(spikes[:-1])
             steps = max(spikes.shape[0] - 1, 0) * spikes.shape[1]
             accumulates = module.recurrent_accumulates
-            if accumulates != feeding * features:
+            if module.strength > 0 and accumulates != feeding * features:
                 raise RuntimeError(f"{name}: the neuron reports {accumulates} recurrent accumulates, its spikes give "
                                    f"{feeding * features}.")
         else:
@@ -291,7 +291,7 @@ class LayerCounter:
             at_last = spikes[last, torch.arange(mask.shape[1], device=mask.device)].sum(dim=-1)
             feeding = int((per_sample - at_last).sum())
             steps = int((mask.sum(dim=0) - 1).clamp_min(0).sum())
-            accumulates = feeding * features
+            accumulates = feeding * features if module.strength > 0 else 0  # strength 0: no synapses
         recurrence = LayerCount(f"{name}.recurrence", "ConnectedLIF", "omega recurrence", "spike x weight",
                                 dense=steps * features * features, ac=accumulates,
                                 spikes_in=feeding, elements_in=steps * features)

@@ -62,7 +62,7 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
 
     >>> torch.manual_seed(0) is not None
     True
-    >>> neuron = ConnectedLIF(4, strength=0.0)
+    >>> neuron = ConnectedLIF(4, strength=0.01, seed=0)
     >>> neuron(torch.full((2, 1, 4), 2.0)).sum().item()
     8.0
     >>> neuron.recurrent_accumulates   # 4 spikes at t=0 feed 4 neurons each at t=1
@@ -99,7 +99,7 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_sequence_input(x, self.features, "ConnectedLIF")
         backend = resolve_backend(self.backend, x)
-        omega = self.omega.to(x.dtype)
+        omega = self.omega.to(x.device, x.dtype)
         if backend == "reference":
             spikes = connected_lif_reference(x, omega, self.params)
         elif backend == "torch":
@@ -115,8 +115,11 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
 
     @property
     def recurrent_accumulates(self) -> int:
-        """Accumulates of the recurrence in the last forward: sum over t of nnz(s[t-1]) * F."""
-        if self._last_recurrent_spikes is None:
+        """Accumulates of the recurrence in the last forward: sum over t of nnz(s[t-1]) * F.
+
+        With ``strength == 0`` there are no synapses, so the recurrence costs nothing.
+        """
+        if self._last_recurrent_spikes is None or self.strength == 0:
             return 0
         return int(self._last_recurrent_spikes.item()) * self.features
 

@@ -25,14 +25,49 @@ that do not depend on the carried gradient (:math:`\sigma'`, the reset factor)
 are computed for all steps at once before the loop; and the recurrent product is
 skipped when :math:`\omega` is all zero. Each element still goes through the
 same IEEE operations as in :func:`~snn_msa.neurons.connected_lif_reference`, so
-spikes agree bit for bit (up to the sign of zero potentials).
+without recurrence the results agree bit for bit (up to the sign of zero
+potentials). With recurrence the product is the same BLAS call as the
+reference's, but BLAS may round differently at another thread count (see
+below), so ``U`` can differ in the last bit in float32.
+
+On the CPU the loops over T run with one intra-op thread when a step is small
+(``B * F * F`` up to :data:`SINGLE_THREAD_MAX_MACS`): such a step is below
+ATen's grain size except for the recurrent product, whose BLAS call would
+otherwise fork and join its threads at every step. Measured on 2 cores
+(``docs/neurons.md``): within noise on a quiet machine, 3 to 20 times faster
+when another process shares the cores, because every forked call waits for a
+descheduled thread. The thread count is restored afterwards; it is
+process-wide meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+from collections.abc import Iterator
+
 import torch
 
 from .parameters import LIFParameters, atan_surrogate_grad
+
+
+#: Largest per-step recurrent product (multiply-accumulates) that runs its loop on one CPU thread.
+SINGLE_THREAD_MAX_MACS = 1 << 21
+
+
+@contextlib.contextmanager
+def loop_threads(reference: torch.Tensor, features: int) -> Iterator[None]:
+    """Run the block with one intra-op thread if ``reference`` ``[.., B, F]`` is a small CPU step."""
+    batch = math.prod(reference.shape[1:-1])
+    previous = torch.get_num_threads()
+    if reference.device.type != "cpu" or previous == 1 or batch * features * features > SINGLE_THREAD_MAX_MACS:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _has_recurrence(omega: torch.Tensor) -> bool:
@@ -60,28 +95,29 @@ def connected_lif_forward(x: torch.Tensor, omega: torch.Tensor, p: LIFParameters
     drive = torch.empty_like(x[0])
     silent = torch.empty_like(x[0])
     omega_t = omega.t()
-    for t in range(T):
-        if recurrent and t > 0:
-            # Same call as the reference (s @ omega.t()), so the same summation order.
-            torch.mm(spikes[t - 1], omega_t, out=current)
-            current.add_(x[t])
-        else:
-            current.copy_(x[t])
-        u = charged[t]
-        # u = v + (current - (v - v_rest)) / tau, one IEEE op at a time as in the reference.
-        if p.v_rest == 0.0:
-            torch.sub(current, v, out=drive)
-        else:
-            torch.sub(v, v_rest, out=drive)
-            torch.sub(current, drive, out=drive)
-        drive.div_(tau)
-        torch.add(v, drive, out=u)
-        torch.ge(u, v_threshold, out=spikes[t])
-        # v = s * v_rest + (1 - s) * u; both products are exact since s is 0 or 1.
-        torch.lt(u, v_threshold, out=silent)
-        torch.mul(u, silent, out=v)
-        if p.v_rest != 0.0:
-            v.add_(spikes[t], alpha=p.v_rest)
+    with loop_threads(x, omega.shape[0]):
+        for t in range(T):
+            if recurrent and t > 0:
+                # Same call as the reference (s @ omega.t()), so the same summation order.
+                torch.mm(spikes[t - 1], omega_t, out=current)
+                current.add_(x[t])
+            else:
+                current.copy_(x[t])
+            u = charged[t]
+            # u = v + (current - (v - v_rest)) / tau, one IEEE op at a time as in the reference.
+            if p.v_rest == 0.0:
+                torch.sub(current, v, out=drive)
+            else:
+                torch.sub(v, v_rest, out=drive)
+                torch.sub(current, drive, out=drive)
+            drive.div_(tau)
+            torch.add(v, drive, out=u)
+            torch.ge(u, v_threshold, out=spikes[t])
+            # v = s * v_rest + (1 - s) * u; both products are exact since s is 0 or 1.
+            torch.lt(u, v_threshold, out=silent)
+            torch.mul(u, silent, out=v)
+            if p.v_rest != 0.0:
+                v.add_(spikes[t], alpha=p.v_rest)
     return spikes, charged
 
 
@@ -99,18 +135,19 @@ def connected_lif_backward(grad_spikes: torch.Tensor, charged: torch.Tensor, ome
     grad_u = torch.empty_like(charged[0])
     carried = torch.empty_like(charged[0])
     tau = torch.tensor(p.tau, dtype=charged.dtype, device=charged.device)
-    for t in range(T - 1, -1, -1):
-        if recurrent and t < T - 1:
-            torch.mm(grad_x[t + 1], omega, out=grad_s)  # g_I[t+1] @ omega
-            grad_s.add_(grad_spikes[t])
-            torch.mul(grad_s, surrogate[t], out=grad_u)
-        else:
-            torch.mul(grad_spikes[t], surrogate[t], out=grad_u)
-        torch.mul(grad_v, reset_grad[t], out=carried)
-        grad_u.add_(carried)
-        gi = grad_x[t]
-        torch.div(grad_u, tau, out=gi)
-        torch.sub(grad_u, gi, out=grad_v)
+    with loop_threads(charged, omega.shape[0]):
+        for t in range(T - 1, -1, -1):
+            if recurrent and t < T - 1:
+                torch.mm(grad_x[t + 1], omega, out=grad_s)  # g_I[t+1] @ omega
+                grad_s.add_(grad_spikes[t])
+                torch.mul(grad_s, surrogate[t], out=grad_u)
+            else:
+                torch.mul(grad_spikes[t], surrogate[t], out=grad_u)
+            torch.mul(grad_v, reset_grad[t], out=carried)
+            grad_u.add_(carried)
+            gi = grad_x[t]
+            torch.div(grad_u, tau, out=gi)
+            torch.sub(grad_u, gi, out=grad_v)
     return grad_x
 
 
