@@ -74,9 +74,9 @@ def test_connected_recurrence_counts_exactly():
 
 
 def test_real_positions_compact_the_recurrence_and_the_attention():
-    neuron = ConnectedLIF(F_IN, strength=0.0)
+    neuron = ConnectedLIF(F_IN, strength=1e-3, seed=0)
     mask = torch.tensor([[True, True], [False, True], [True, True], [True, False]])  # [T=4, B=2]
-    counter = count_forward(neuron, torch.full((4, 2, F_IN), 2.0), batch=2, padding="real", masks={"": mask})
+    counter = count_forward(neuron, torch.full((4, 2, F_IN), 3.0), batch=2, padding="real", masks={"": mask})
     # sample 0 has 3 real steps, sample 1 has 3: each feeds F neurons from all but its last real step
     assert counter.rows[".recurrence"].ac == (2 + 2) * F_IN * F_IN
     assert counter.rows[""].elements_out == 6 * F_IN
