@@ -3,25 +3,21 @@
 Every command runs on this when no ``--data`` is given. The arrays have the
 profile's real sequence lengths and feature dims; only the sample counts are
 small. Each sample draws three independent scores ``z_t, z_a, z_v`` uniform in
-[-1, 1] and hides each in one modality so that only its *timing* tells it:
+[-1, 1] and hides each in one modality as a short *event* at a random time
+within the sample's real frames:
 
-- text: in channels 0-7, positions 0-3 carry ``+z_t * s`` and positions 4-7
-  carry ``-z_t * s`` (``s`` a fixed sign pattern): the average over time is 0,
-  the order gives the sign and size;
-- audio: channels 0-3 hold a burst of height ``2 |z_a|`` lasting ``La / 20``
-  frames, in the first half of the sample's frames when ``z_a > 0`` and in the
-  second half when ``z_a < 0``;
-- vision: channels 0-3 ramp linearly from ``-1.5 z_v`` at the first frame to
-  ``+1.5 z_v`` at the last valid frame: again 0 on average.
+- text: channels 0-7 carry ``1.5 z_t s`` (``s`` a fixed sign pattern) at
+  ``TEXT_STEPS`` consecutive tokens;
+- audio: channels 0-3 carry a burst of height ``2 z_a`` lasting ``La / 20`` frames;
+- vision: channels 0-3 are offset by ``1.5 z_v`` for ``Lv / 5`` frames.
 
-Everything else is Gaussian noise (std 0.5). The multimodal label is
-``M = hi * (z_t + z_a + z_v) / 3`` with ``hi`` the top of the profile's label
-range (1 for CH-SIMS, 3 for MOSI/MOSEI), so a model that reads only two
-modalities misses a third of the signal and any model that only averages over
-time sees none of it. SIMS-like data also get ``regression_labels_T/A/V = hi
-* z_t, z_a, z_v``. Audio and vision lengths vary per sample (zeros after the
-length), as do text lengths (in the ``text_bert`` attention mask), and about
-one sample in twenty has a ``-inf`` cell in audio, as real files do.
+Everything else is Gaussian noise (std 0.5). The multimodal label is ``M = hi * (z_t + z_a + z_v) / 3`` with ``hi`` the top of
+the profile's label range (1 for CH-SIMS, 3 for MOSI/MOSEI): a model that reads
+only two modalities misses a third of the signal. SIMS-like data also get
+``regression_labels_T/A/V = hi * z_t, z_a, z_v``. Audio and vision lengths vary
+per sample (zeros after the length), as do text lengths (in the ``text_bert``
+attention mask), and about one sample in twenty has a ``-inf`` cell in audio,
+as real files do.
 
 >>> data = make_synthetic("mosi", sizes=(4, 2, 2), seed=1)
 >>> data["train"]["audio"].shape, data["train"]["vision"].shape, sorted(data)
@@ -71,48 +67,47 @@ def _make_split(profile: DatasetProfile, split: str, n: int, seed: int, aligned:
     zt, za, zv = z[:, 0], z[:, 1], z[:, 2]
     rows = np.arange(n)
 
-    # Text: +z s then -z s over the first 2 * TEXT_STEPS positions.
+    frames_t = np.arange(lt)[None, :]
+
+    def event_mask(lengths: np.ndarray, full: int, width: int) -> np.ndarray:
+        """[n, full] True on ``width`` consecutive frames at a random start inside each sample's length."""
+        start = (rng.random(n) * (np.maximum(lengths - width, 0) + 1)).astype(np.int64)
+        frames = np.arange(full)[None, :]
+        return (frames >= start[:, None]) & (frames < (start + width)[:, None])
+
+    # Text: an event of TEXT_STEPS tokens (inside [CLS] ... [SEP]) carrying 1.5 z_t s.
     text_len = _lengths(rng, n, lt, max(2 * TEXT_STEPS, lt // 2))
     text = rng.standard_normal((n, lt, dt), dtype=np.float32) * NOISE_STD
     channels = min(len(TEXT_SIGN), dt)
-    steps = min(TEXT_STEPS, lt // 2)
-    pattern = zt[:, None, None] * TEXT_SIGN[None, None, :channels]
-    text[:, :steps, :channels] += pattern
-    text[:, steps : 2 * steps, :channels] -= pattern
+    steps = min(TEXT_STEPS, lt)
+    at = event_mask(text_len, lt, steps)
+    text[:, :, :channels] += (at[:, :, None] * (1.5 * zt)[:, None, None] * TEXT_SIGN[None, None, :channels]).astype(np.float32)
     _zero_after(text, text_len)
     text_bert = np.zeros((n, 3, lt), dtype=np.float32)
     text_bert[:, 0] = rng.integers(672, 8000, size=(n, lt))
     text_bert[:, 0, 0] = 101  # [CLS]
     text_bert[rows, 0, text_len - 1] = 102  # [SEP]
-    text_bert[:, 1] = np.arange(lt)[None, :] < text_len[:, None]
+    text_bert[:, 1] = frames_t < text_len[:, None]
     text_bert[:, 0] *= text_bert[:, 1]
 
-    # Audio: a burst whose half (first or second) gives the sign of z_a.
+    # Audio: a burst of height 2 z_a.
     audio_len = np.full(n, la, dtype=np.int64) if aligned else _lengths(rng, n, la, la // 3)
     audio = rng.standard_normal((n, la, da), dtype=np.float32) * NOISE_STD
-    width = max(1, la // 20)
-    half = audio_len // 2
-    room = np.maximum(half - width, 0)
-    offset = (rng.random(n) * (room + 1)).astype(np.int64)
-    start = np.where(za > 0, offset, half + offset)
-    start = np.minimum(start, np.maximum(audio_len - width, 0))
-    frames = np.arange(la)[None, :]
-    burst = (frames >= start[:, None]) & (frames < (start + width)[:, None])
+    burst = event_mask(audio_len, la, max(2, la // 20))
     ach = min(SIGNAL_CHANNELS, da)
-    audio[:, :, :ach] += (burst * (2.0 * np.abs(za))[:, None])[:, :, None].astype(np.float32)
+    audio[:, :, :ach] += (burst * (2.0 * za)[:, None])[:, :, None].astype(np.float32)
     _zero_after(audio, audio_len)
     hit = np.flatnonzero(rng.random(n) < 0.05)
     if hit.size:
         channel = da - 1 if da > ach else 0
         audio[hit, rng.integers(0, audio_len[hit].clip(min=1)), channel] = -np.inf
 
-    # Vision: a ramp from -1.5 z_v to +1.5 z_v over the valid frames.
+    # Vision: an offset of 1.5 z_v for a fifth of the frames.
     vision_len = np.full(n, lv, dtype=np.int64) if aligned else _lengths(rng, n, lv, lv // 3)
     vision = rng.standard_normal((n, lv, dv), dtype=np.float32) * NOISE_STD
-    position = np.arange(lv)[None, :] / np.maximum(vision_len - 1, 1)[:, None]
-    ramp = 1.5 * zv[:, None] * (2.0 * position - 1.0)
+    window = event_mask(vision_len, lv, max(2, lv // 5))
     vch = min(SIGNAL_CHANNELS, dv)
-    vision[:, :, :vch] += ramp[:, :, None].astype(np.float32)
+    vision[:, :, :vch] += (window * (1.5 * zv)[:, None])[:, :, None].astype(np.float32)
     _zero_after(vision, vision_len)
 
     ids = [f"{SYNTHETIC_ID_PREFIX}{profile.name}_{split}${'_$'}{i:05d}" for i in range(n)]
