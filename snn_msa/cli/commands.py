@@ -7,3 +7,15 @@ ALL: list = []
 from .models_cmd import models  # noqa: E402
 
 ALL.append(models)
+
+from .data_cmd import data  # noqa: E402
+ALL.append(data)
+
+from .train_cmd import eval_, train  # noqa: E402
+ALL.extend([train, eval_])
+
+from .energy_cmd import energy  # noqa: E402
+ALL.append(energy)
+
+from .experiments_cmd import ablate, compare, grid  # noqa: E402
+ALL.extend([grid, ablate, compare])

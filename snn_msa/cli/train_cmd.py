@@ -1,0 +1,172 @@
+"""``snn-msa train`` and ``snn-msa eval``: thin shells over :mod:`snn_msa.training`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from snn_msa.registry import list_models
+from snn_msa.training.settings import CLI_THREADS, DEVICES
+
+SPLITS = ("train", "valid", "test")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from snn_msa.data.errors import DataError
+    from snn_msa.training import TrainingError
+
+    return (TrainingError, DataError)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"1111,1112"`` -> ``(1111, 1112)``; a clear error otherwise."""
+    try:
+        seeds = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise click.ClickException(f"--seeds takes integers separated by commas, for example 1111,1112,1113; got {text!r}.") from None
+    if not seeds:
+        raise click.ClickException("--seeds needs at least one integer, for example --seeds 1111.")
+    return seeds
+
+
+def check_model(name: str) -> str:
+    """``name`` if it is a zoo entry, else an error listing the known ones."""
+    from snn_msa.registry import UnknownModelError, get_entry
+
+    try:
+        get_entry(name)
+    except UnknownModelError as error:
+        raise click.ClickException(f"{error} See 'snn-msa models'.") from None
+    return name
+
+
+def check_dataset(name: str | None) -> str | None:
+    """The profile name of ``name`` (``None`` stays ``None``), else an error listing the known ones."""
+    if name is None:
+        return None
+    from snn_msa.profiles import get_profile
+
+    try:
+        return get_profile(name).name
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command("train")
+@click.option("--model", "model", required=True, metavar="NAME", help=f"Zoo entry: {', '.join(list_models())}.")
+@click.option("--dataset", default=None, metavar="NAME",
+              help="Dataset profile: sims, simsv2, mosi, mosei (default: from the file, or sims without --data).")
+@click.option("--data", default=None, metavar="FILE", help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data.")
+@click.option("--seeds", default="1111", show_default=True, help="Comma-separated seeds; several give mean ± std.")
+@click.option("--epochs", type=int, default=None, help="Most epochs [default: the entry's max_epochs]; early stopping still applies.")
+@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's].")
+@click.option("--batch-size", type=int, default=None, help="Batch size [default: the entry's].")
+@click.option("--patience", type=int, default=None, help="Epochs without a better validation loss before stopping [default: the entry's, 8].")
+@click.option("--weight-decay", type=float, default=None, help="Adam weight decay [default: the entry's].")
+@click.option("--grad-clip", type=float, default=None, help="Gradient norm clip, 0 for none [default: the entry's].")
+@click.option("--scale1", type=float, default=None, help="Model override: the input scale scale1.")
+@click.option("--strength", type=float, default=None, help="Model override: the connected neuron's coupling strength.")
+@click.option("--d-model", type=int, default=None, help="Model override: model width.")
+@click.option("--heads", type=int, default=None, help="Model override: attention heads.")
+@click.option("--single-layers", type=int, default=None, help="Model override: layers per modality.")
+@click.option("--fusion-layers", type=int, default=None, help="Model override: fusion layers.")
+@click.option("--dropout", type=float, default=None, help="Model override: dropout.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto is CUDA when available.")
+@click.option("--threads", type=click.IntRange(min=0), default=CLI_THREADS, show_default=True,
+              help="torch CPU threads; 0 = torch's default (one per core). See docs/training.md, Speed.")
+@click.option("--out", default=None, metavar="DIR", help="Run folder [default: runs/<model>-<dataset>-<time>].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
+@click.option("--quiet", is_flag=True, help="No progress bar or epoch lines; only the final test summary.")
+@click.option("--json", "json_", is_flag=True, help="Print results.json to stdout (progress lines go to stderr).")
+def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, scale1, strength,
+          d_model, heads, single_layers, fusion_layers, dropout, device, threads, out, resume, overwrite, quiet, json_) -> None:
+    """Train a zoo model with early stopping and test its best weights once per seed.
+
+    Writes DIR/results.json (configuration, per-seed and mean ± std test
+    metrics, best epochs, firing rates, time per epoch) and DIR/seed-<s>/best.pt
+    (weights and full configuration; 'snn-msa eval' rebuilds the model from it).
+
+    \b
+    Examples:
+      snn-msa train --model sgmt-tav
+      snn-msa train --model sgmt-tav --dataset simsv2 --data ~/data/SIMSv2/unaligned.pkl --seeds 1111,1112,1113
+      snn-msa train --model sgmt-tav --epochs 5 --scale1 1.0 --strength 0.05 --out runs/try
+      snn-msa train --model sgmt-tav --out runs/try --resume
+    """
+    from snn_msa.training import TrainSettings
+    from snn_msa.training import train as run_training
+
+    check_model(model)
+    if resume and out is None:
+        raise click.ClickException("--resume needs --out DIR: the folder of the run to continue.")
+    overrides = {"scale1": scale1, "strength": strength, "d_model": d_model, "heads": heads,
+                 "single_layers": single_layers, "fusion_layers": fusion_layers, "dropout": dropout}
+    try:
+        settings = TrainSettings(
+            model=model, dataset=check_dataset(dataset), data=data, seeds=parse_seeds(seeds), epochs=epochs, lr=lr,
+            batch_size=batch_size, patience=patience, weight_decay=weight_decay, grad_clip=grad_clip, device=device,
+            threads=threads or None, out=out, model_overrides=overrides, resume=resume, overwrite=overwrite, quiet=quiet,
+        )
+        echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
+        results = run_training(settings, echo=echo)
+    except _expected_errors() as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        where = f"--out {out} --resume" if out else "--out DIR --resume with the run folder printed above"
+        raise click.ClickException(f"interrupted; completed epochs are saved. Continue with the same options and {where}.") from None
+    if json_:
+        click.echo(json.dumps(results, indent=2))
+    elif quiet:
+        from snn_msa.training.trainer import summary_lines
+
+        for line in summary_lines(results):
+            click.echo(line)
+
+
+@click.command("eval")
+@click.option("--checkpoint", "checkpoint", required=True, metavar="PATH", help="A best.pt written by 'snn-msa train'.")
+@click.option("--data", default=None, metavar="FILE", help="Feature file [default: the data the run trained on].")
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--batch-size", type=int, default=None, help="Evaluation batch size [default: the run's, which reproduces its metrics].")
+@click.option("--threads", type=int, default=None, help="torch CPU threads [default: the run's]; 0 = torch's default.")
+@click.option("--json", "json_", is_flag=True, help="Print the result as JSON.")
+def eval_(checkpoint, data, split, device, batch_size, threads, json_) -> None:
+    """Rebuild a model from its checkpoint alone and score it on a split.
+
+    On the run's own test split the metrics equal those training reported.
+
+    \b
+    Examples:
+      snn-msa eval --checkpoint runs/sgmt-tav-sims/seed-1111/best.pt
+      snn-msa eval --checkpoint best.pt --data ~/data/SIMS/unaligned.pkl --split valid --json
+    """
+    from snn_msa.training import evaluate_checkpoint
+    from snn_msa.training.results import format_metrics
+
+    if batch_size is not None and batch_size < 1:
+        raise click.ClickException(f"--batch-size must be at least 1, got {batch_size}.")
+    if threads is not None and threads < 0:
+        raise click.ClickException(f"--threads must be 0 (torch's default) or more, got {threads}.")
+    try:
+        result = evaluate_checkpoint(checkpoint, data=data, split=split, device=device, batch_size=batch_size,
+                                     threads=threads)
+    except _expected_errors() as error:
+        raise click.ClickException(str(error)) from None
+    if json_:
+        click.echo(json.dumps(result, indent=2))
+        return
+    tag = " (SYNTHETIC data)" if result["synthetic"] else ""
+    click.echo(f"{result['model']} seed {result['seed']} (best epoch {result['best_epoch']}) on {split} "
+               f"of {result['data']}{tag}: {result['samples']} samples, batch {result['batch_size']}")
+    click.echo(f"  {format_metrics(result['metrics'], result['metric_keys'])}")
+    if result["firing_rate"] is not None:
+        click.echo(f"  mean firing rate {result['firing_rate']:.4f}")
+    if result["matches_reported"] is True:
+        click.echo(f"  equal to the {split} metrics training reported")
+    elif result["matches_reported"] is False:
+        click.echo(f"  DIFFERENT from what training reported: {format_metrics(result['reported'], result['metric_keys'])}")
+    elif not result["same_data_as_training"]:
+        click.echo(f"  (not the {split} split the run used, so there is nothing to compare with)")

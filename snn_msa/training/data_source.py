@@ -1,0 +1,89 @@
+"""Which data a run trains on, how a checkpoint records it, and how evaluation finds it again.
+
+A checkpoint records the dataset profile, the file's absolute path (or that the
+data was the built-in synthetic set, with its sizes and seed) and a fingerprint
+of each split's ids and labels, so evaluation can rebuild the same data or tell
+that a given file is not the one the run used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import numpy as np
+
+from ..data import DataError, load_dataset
+from .errors import CheckpointError, TrainingError
+
+SPLITS = ("train", "valid", "test")
+SYNTHETIC_SEED = 0  # the seed of the built-in synthetic data every command uses
+
+
+def load_training_data(settings, dataset=None):
+    """``dataset`` if given (checked against ``settings.dataset``), else the file or synthetic data named by ``settings``."""
+    if dataset is None:
+        path = None if settings.data is None else os.path.expanduser(settings.data)
+        return load_dataset(path, settings.dataset, seed=SYNTHETIC_SEED)
+    if settings.dataset is not None:
+        wanted = settings.dataset  # already a profile name (TrainSettings checks it)
+        if dataset.profile.name != wanted:
+            raise TrainingError(
+                f"the dataset given is {dataset.profile.name!r} ({dataset.source}) but the settings name {wanted!r}; "
+                "leave dataset out or make them agree."
+            )
+    return dataset
+
+
+def fingerprint(split) -> str:
+    """A short hash of a split's ids and multimodal labels: equal data gives an equal print."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(map(str, split.ids)).encode())
+    digest.update(np.ascontiguousarray(split.labels("M"), dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def data_spec(dataset, path: str | None) -> dict[str, Any]:
+    """What a checkpoint records about the data (plain values only)."""
+    built_in = dataset.source.startswith("built-in")
+    return {
+        "source": dataset.source,
+        "path": None if built_in or path is None else os.path.abspath(os.path.expanduser(path)),
+        "built_in": built_in,
+        "synthetic": bool(dataset.is_synthetic),
+        "profile": dataset.profile.name,
+        "feature_dims": list(dataset.feature_dims),
+        "seq_lens": list(dataset.seq_lens),
+        "sizes": {s: len(dataset.splits[s]) for s in SPLITS},
+        "synthetic_seed": SYNTHETIC_SEED if built_in else None,
+        "fingerprints": {s: fingerprint(dataset.splits[s]) for s in SPLITS},
+    }
+
+
+def load_eval_data(spec: dict[str, Any], data=None, dataset=None, feature_dims=None):
+    """The data to evaluate a checkpoint on: ``dataset``, else ``data``, else the data the run used."""
+    if dataset is not None:
+        return dataset
+    if data is not None:
+        return load_dataset(os.path.expanduser(os.fspath(data)), spec["profile"])
+    if spec.get("built_in"):
+        sizes = tuple(spec["sizes"][s] for s in SPLITS)
+        rebuilt = load_dataset(None, spec["profile"], synthetic_sizes=sizes, seed=spec.get("synthetic_seed") or 0)
+        if {s: fingerprint(rebuilt.splits[s]) for s in SPLITS} != spec.get("fingerprints"):
+            raise CheckpointError(
+                "the run trained on synthetic data that cannot be rebuilt here (it was made with other settings "
+                "or another version of snn-msa); pass the data with --data."
+            )
+        return rebuilt
+    path = spec.get("path")
+    if path and os.path.exists(path):
+        return load_dataset(path, spec["profile"])
+    where = f" ({path} no longer exists)" if path else ""
+    raise DataError(f"the checkpoint's run trained on {spec.get('source')}{where}; give the feature file with --data.")
+
+
+def same_data(spec: dict[str, Any], dataset, split: str) -> bool:
+    """Whether ``dataset``'s ``split`` is the one the run used (by fingerprint)."""
+    prints = spec.get("fingerprints") or {}
+    return prints.get(split) == fingerprint(dataset.splits[split])

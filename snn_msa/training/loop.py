@@ -1,0 +1,150 @@
+"""One training epoch and one evaluation pass, for any zoo model.
+
+Every zoo model takes ``(text, audio, vision, audio_lengths=, vision_lengths=,
+text_lengths=)`` and returns a :class:`~snn_msa.model.ModelOutput`, and has
+``model.loss(output, labels)``; that is all this module relies on.
+
+Per-batch numbers stay tensors and are summed on the device; the only
+per-batch host sync in training is the finiteness check of the loss, which must
+stop a run before a NaN reaches the weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import NonFiniteLossError
+
+INPUT_KEYS = ("text", "audio", "vision", "text_lengths", "audio_lengths", "vision_lengths")
+
+
+@dataclass
+class TrainEpoch:
+    """What one training epoch measured.
+
+    Attributes:
+        loss: the model's multi-task loss, averaged over samples.
+        samples: samples seen.
+    """
+
+    loss: float
+    samples: int
+
+
+@dataclass
+class Evaluation:
+    """One pass over a split in eval mode.
+
+    Attributes:
+        loss: mean absolute error of the multimodal head ``M`` against the
+            unclipped labels: the early-stopping criterion (MMSA's validation "Loss").
+        total_loss: the model's multi-task loss, averaged over samples.
+        predictions, labels: the ``M`` predictions and labels, in split order.
+        firing_rates: each spiking layer's firing rate, averaged over samples.
+        ids: the sample ids, in split order.
+    """
+
+    loss: float
+    total_loss: float
+    predictions: np.ndarray
+    labels: np.ndarray
+    firing_rates: dict[str, float] = field(default_factory=dict)
+    ids: list = field(default_factory=list)
+
+    @property
+    def mean_firing_rate(self) -> float | None:
+        """Unweighted mean over layers (as ``ModelOutput.mean_firing_rate``), ``None`` for a twin."""
+        if not self.firing_rates:
+            return None
+        return float(np.mean(list(self.firing_rates.values())))
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The model's keyword inputs and the labels of a loader batch, on ``device``."""
+    non_blocking = device.type == "cuda"
+    inputs = {}
+    for key in INPUT_KEYS:
+        value = batch.get(key)
+        inputs[key] = None if value is None else value.to(device, non_blocking=non_blocking)
+    labels = {k: v.to(device, non_blocking=non_blocking) for k, v in batch["labels"].items()}
+    return inputs, labels
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[dict[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    grad_clip: float = 0.0,
+    on_batch: Callable[[float], None] | None = None,
+) -> TrainEpoch:
+    """One pass of Adam over ``batches``; raises :class:`NonFiniteLossError` before a bad step.
+
+    ``on_batch`` receives each batch's loss (for a progress bar).
+    """
+    model.train()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    samples = 0
+    for index, batch in enumerate(batches):
+        inputs, labels = to_device(batch, device)
+        output = model(**inputs)
+        loss, _ = model.loss(output, labels)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"the training loss is {value} at batch {index + 1}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        n = labels["M"].shape[0]
+        total += loss.detach().double() * n
+        samples += n
+        if on_batch is not None:
+            on_batch(value)
+    if samples == 0:
+        raise ValueError("the training split gave no batch; it needs at least one sample.")
+    return TrainEpoch(loss=float(total) / samples, samples=samples)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.device) -> Evaluation:
+    """Predictions of the ``M`` head over ``batches`` in eval mode (no dropout, no autograd)."""
+    model.eval()
+    preds, labels_m, ids = [], [], []
+    l1_sum = torch.zeros((), dtype=torch.float64, device=device)
+    total_sum = torch.zeros((), dtype=torch.float64, device=device)
+    rate_sums: dict[str, torch.Tensor] = {}
+    samples = 0
+    for batch in batches:
+        inputs, labels = to_device(batch, device)
+        output = model(**inputs)
+        total, _ = model.loss(output, labels)
+        pred = output.predictions["M"].detach()
+        target = labels["M"].to(pred.dtype).view_as(pred)
+        n = target.shape[0]
+        l1_sum += (pred - target).abs().double().sum()
+        total_sum += total.double() * n
+        for name, rate in output.firing_rates.items():
+            weighted = rate.detach().double() * n
+            rate_sums[name] = weighted if name not in rate_sums else rate_sums[name] + weighted
+        preds.append(pred.float().cpu())
+        labels_m.append(target.float().cpu())
+        ids.extend(batch.get("ids") or [])
+        samples += n
+    if samples == 0:
+        raise ValueError("the split gave no batch; it needs at least one sample.")
+    return Evaluation(
+        loss=float(l1_sum) / samples,
+        total_loss=float(total_sum) / samples,
+        predictions=torch.cat(preds).numpy(),
+        labels=torch.cat(labels_m).numpy(),
+        firing_rates={name: float(s) / samples for name, s in rate_sums.items()},
+        ids=list(ids),
+    )

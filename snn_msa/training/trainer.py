@@ -1,0 +1,384 @@
+"""The one trainer of every zoo entry: Adam, early stopping on the validation loss, one test.
+
+Per seed (MMSA's procedure):
+
+1. Seed Python, numpy and torch, then build the model (so its initial weights
+   and the connected neuron's fixed omega follow from the seed).
+2. Each epoch: one pass of Adam over the shuffled training split (the order
+   follows from the seed and the epoch), then one pass over the validation split.
+3. The validation loss is the mean absolute error of the multimodal head ``M``
+   (MMSA's ``KeyEval = "Loss"`` for regression). An epoch improves on the best
+   when its loss is lower by more than 1e-6 (MMSA's margin); after ``patience``
+   epochs without improvement, or ``max_epochs`` in all, training stops.
+4. The best epoch's weights are restored and the test split is evaluated once.
+   Nothing is chosen on the test split.
+
+Each completed epoch rewrites ``seed-<s>/last.pt`` (the state to resume from);
+each improvement rewrites ``seed-<s>/best.pt``; the end writes ``results.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..metrics import METRIC_KEYS, metric_family, msa_metrics
+from ..registry import UnknownModelError, create_model
+from .checkpoint import (
+    cpu_state_dict,
+    load_checkpoint,
+    load_weights,
+    model_spec,
+    plain,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from .data_source import data_spec, load_training_data
+from .errors import CheckpointError, NonFiniteLossError, TrainingError
+from .loop import evaluate, train_epoch
+from .progress import Progress
+from .results import RESULTS_FORMAT, RESULTS_VERSION, aggregate, format_mean_std, format_metrics, json_safe, write_json
+from .settings import Recipe, TrainSettings, resolve_device, use_threads
+
+IMPROVEMENT_MARGIN = 1e-6
+# The validation metrics an epoch line shows, per metric family.
+EPOCH_KEYS = {"sims": ["Mult_acc_2", "Mult_acc_5", "MAE", "Corr"], "mosi": ["Non0_acc_2", "Mult_acc_7", "MAE", "Corr"]}
+# Settings that must not change when a run is resumed (max_epochs may grow, device may change).
+RESUME_KEYS = ("model", "dataset", "data", "model_overrides", "lr", "batch_size", "patience", "weight_decay", "grad_clip", "seed")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (CUDA's too)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the software a result came from."""
+    try:
+        import spikingjelly
+
+        sj = getattr(spikingjelly, "__version__", "unknown")
+    except ImportError:  # pragma: no cover - a hard dependency
+        sj = "missing"
+    return {"snn_msa": str(__version__), "torch": str(torch.__version__), "spikingjelly": str(sj),
+            "python": platform.python_version()}
+
+
+def train(settings: TrainSettings, dataset=None, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train ``settings.model`` once per seed and test each seed's best weights once.
+
+    Args:
+        settings: what to run; see :class:`TrainSettings`.
+        dataset: an already loaded :class:`~snn_msa.data.MSADataset` (skips
+            loading ``settings.data``); its profile must agree with ``settings.dataset``.
+        echo: where progress lines go (default: stdout); nothing is printed when
+            ``settings.quiet``.
+
+    Returns:
+        The content of ``<out>/results.json`` (strict JSON: NaN is ``None``).
+
+    Raises:
+        TrainingError: bad settings, an unknown model, an occupied run folder, a
+            checkpoint that does not fit a resumed run.
+        NonFiniteLossError: the loss became NaN or infinite (the last good
+            checkpoint is kept).
+        snn_msa.data.DataError: the data file cannot be used.
+    """
+    recipe = settings.recipe()  # also checks the model name
+    device = resolve_device(settings.device)
+    _build_model(settings, None)  # bad model overrides fail before the data is loaded
+    dataset = load_training_data(settings, dataset)
+    profile = dataset.profile.name
+    out = settings.out_dir(profile)
+    settings = settings.with_changes(out=str(out))  # checkpoints and results record the folder actually used
+    _prepare_out(out, settings)
+    progress = Progress(quiet=settings.quiet, echo=echo)
+    family = metric_family(profile)
+    spec_data = data_spec(dataset, settings.data)
+
+    runs, model_info = [], {}
+    threads_before = use_threads(settings.threads)
+    threads = torch.get_num_threads()
+    try:
+        for index, seed in enumerate(settings.seeds):
+            run, model_info = _train_seed(
+                settings, recipe, dataset, seed, out / f"seed-{seed}", device, progress, family, spec_data,
+                announce=index == 0, position=(index + 1, len(settings.seeds)),
+            )
+            runs.append(run)
+    except KeyboardInterrupt:
+        progress.line(f"interrupted: the completed epochs are saved in {out}/seed-<s>/last.pt; "
+                      f"continue with the same options and --resume --out {out}")
+        raise
+    finally:
+        torch.set_num_threads(threads_before)
+
+    keys = METRIC_KEYS[family]
+    results = {
+        "format": RESULTS_FORMAT,
+        "version": RESULTS_VERSION,
+        "model": settings.model,
+        "dataset": profile,
+        "data": spec_data,
+        "recipe": recipe.as_dict(),
+        "settings": settings.as_dict(),
+        "device": str(device),
+        "threads": threads,
+        **model_info,
+        "metric_keys": keys,
+        "seeds": runs,
+        "test": aggregate([r["test_metrics"] for r in runs]),
+        "valid": aggregate([r["valid_metrics"] for r in runs]),
+        "best_epoch": _mean_std_of([r["best_epoch"] for r in runs]),
+        "firing_rate": _mean_std_of([r["firing_rate"] for r in runs]),
+        "seconds_per_epoch": _mean_std_of([r["seconds_per_epoch"] for r in runs]),
+        "versions": versions(),
+    }
+    results = json_safe(results)
+    write_json(results, out / "results.json")
+
+    for text in summary_lines(results):
+        progress.line(text)
+    return results
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """The closing lines of a run: test metrics (mean ± std over several seeds) and where the files are."""
+    keys, runs, out = results["metric_keys"], results["seeds"], results["settings"]["out"]
+    if len(runs) > 1:
+        lines = [f"test over {len(runs)} seeds (mean ± population std, as MMSA):"]
+        lines += [f"  {text}" for text in format_mean_std(results["test"], keys)]
+    else:
+        lines = ["test:", f"  {format_metrics(results['test']['mean'], keys)}"]
+    seeds = ", ".join(str(r["seed"]) for r in runs)
+    lines.append(f"wrote {out}/results.json and the best weights {out}/seed-<s>/best.pt (s = {seeds})")
+    return lines
+
+
+def _build_model(settings: TrainSettings, feature_dims):
+    """The zoo model with the run's overrides (profile dims when ``feature_dims`` is None)."""
+    dataset = settings.dataset if settings.dataset and feature_dims is None else None
+    try:
+        return create_model(settings.model, dataset=dataset, feature_dims=feature_dims, **settings.model_overrides)
+    except UnknownModelError as error:
+        raise TrainingError(str(error)) from None
+    except ValueError as error:
+        raise TrainingError(f"cannot build {settings.model!r} with {dict(settings.model_overrides)}: {error}") from None
+
+
+def _mean_std_of(values: list[float | None]) -> dict[str, Any]:
+    summary = aggregate([{"value": v} for v in values])
+    return {"mean": summary["mean"]["value"], "std": summary["std"]["value"], "n": summary["n"]}
+
+
+def _prepare_out(out: Path, settings: TrainSettings) -> None:
+    """Create the run folder; refuse to mix a new run into an old one."""
+    existing = sorted(p.name for p in out.glob("seed-*")) + (["results.json"] if (out / "results.json").exists() else [])
+    if settings.resume:
+        if not existing:
+            raise TrainingError(f"nothing to resume in {out}: it holds no seed-<s>/last.pt; run without --resume to start.")
+        return
+    if existing and not settings.overwrite:
+        raise TrainingError(
+            f"{out} already holds a run ({', '.join(existing)}); continue it with --resume, replace it with "
+            "--overwrite, or choose another --out."
+        )
+    if existing:
+        for name in existing:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _run_key(settings: TrainSettings, recipe: Recipe, profile: str, seed: int) -> dict[str, Any]:
+    data = None if settings.data is None else os.path.abspath(os.path.expanduser(settings.data))
+    return plain({
+        "model": settings.model, "dataset": profile, "data": data, "model_overrides": dict(settings.model_overrides),
+        "lr": recipe.lr, "batch_size": recipe.batch_size, "patience": recipe.patience,
+        "weight_decay": recipe.weight_decay, "grad_clip": recipe.grad_clip, "seed": seed,
+    })
+
+
+def _check_resumable(state: dict[str, Any], key: dict[str, Any], path: Path) -> None:
+    stored = state.get("run_key", {})
+    diffs = [f"{k}: {stored.get(k)!r} then, {key[k]!r} now" for k in RESUME_KEYS if stored.get(k) != key[k]]
+    if diffs:
+        raise CheckpointError(
+            f"{path} was written by a run with other settings ({'; '.join(diffs)}); resume with the same options, "
+            "or start a new run with another --out."
+        )
+
+
+def _train_seed(
+    settings: TrainSettings,
+    recipe: Recipe,
+    dataset,
+    seed: int,
+    seed_dir: Path,
+    device: torch.device,
+    progress: Progress,
+    family: str,
+    spec_data: dict[str, Any],
+    *,
+    announce: bool,
+    position: tuple[int, int],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    profile = dataset.profile.name
+    last_path, best_path = seed_dir / "last.pt", seed_dir / "best.pt"
+    key = _run_key(settings, recipe, profile, seed)
+    state = None
+    if settings.resume and last_path.exists():
+        state = load_checkpoint(last_path, kind="last")
+        _check_resumable(state, key, last_path)
+
+    seed_everything(seed)
+    model = _build_model(settings, dataset.feature_dims).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    spec = model_spec(model, dataset.feature_dims)
+    parameters = sum(p.numel() for p in model.parameters())
+    model_info = {"parameters": parameters, "model_config": spec["config"], "model_overrides": spec["overrides"]}
+
+    if announce:
+        n = torch.get_num_threads()
+        threads = f" ({n} thread{'s' if n != 1 else ''})" if device.type == "cpu" else ""
+        progress.line(f"{settings.model}: {parameters:,} parameters on {device}{threads}; data: {dataset_line(dataset)}")
+        clip = f"grad clip {recipe.grad_clip:g}" if recipe.grad_clip > 0 else "no grad clip"
+        progress.line(
+            f"recipe: Adam lr {recipe.lr:g}, batch {recipe.batch_size}, up to {recipe.max_epochs} epochs, early stop "
+            f"after {recipe.patience} without a lower validation MAE of M, weight decay {recipe.weight_decay:g}, {clip}"
+        )
+    progress.line(f"seed {seed} ({position[0]}/{position[1]})" + (f", resuming from {last_path}" if state else ""))
+
+    epoch, best_epoch, best_loss, bad_epochs = 0, 0, math.inf, 0
+    best_state, best_valid_metrics, history, stopped_early = None, None, [], False
+    if state is not None:
+        load_weights(model, state["state_dict"], str(last_path))
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, best_epoch, best_loss = state["epoch"], state["best_epoch"], state["best_valid_loss"]
+        bad_epochs, best_state = state["bad_epochs"], state["best_state"]
+        best_valid_metrics, history, stopped_early = state["best_valid_metrics"], list(state["history"]), state["stopped_early"]
+        set_rng_state(state["rng"])
+        if epoch:
+            progress.line(f"  {epoch} epoch(s) done, best epoch {best_epoch} (valid {best_loss:.4f})")
+
+    common = {"model": spec, "data": spec_data, "recipe": recipe.as_dict(), "settings": settings.as_dict(), "seed": seed,
+              "threads": torch.get_num_threads(), "versions": versions()}
+    keys = EPOCH_KEYS[family]
+    train_split, valid_split = dataset.splits["train"], dataset.splits["valid"]
+    n_batches = math.ceil(len(train_split) / recipe.batch_size)
+    while not stopped_early and epoch < recipe.max_epochs:
+        epoch += 1
+        start = time.perf_counter()
+        batches = progress.bar(
+            train_split.loader(recipe.batch_size, shuffle=True, seed=seed, epoch=epoch), n_batches,
+            f"epoch {epoch}/{recipe.max_epochs}",
+        )
+        try:
+            trained = train_epoch(model, batches, optimizer, device, recipe.grad_clip)
+            valid = evaluate(model, valid_split.loader(recipe.batch_size), device)
+            if not math.isfinite(valid.loss):
+                raise NonFiniteLossError(f"the validation loss is {valid.loss}")
+        except NonFiniteLossError as error:
+            raise NonFiniteLossError(_nonfinite_message(error, seed, epoch, recipe, last_path, best_path, settings)) from None
+        finally:
+            _close(batches)
+        seconds = time.perf_counter() - start
+        valid_metrics = msa_metrics(valid.predictions, valid.labels, profile)
+        improved = valid.loss < best_loss - IMPROVEMENT_MARGIN
+        if improved:
+            best_epoch, best_loss, bad_epochs = epoch, valid.loss, 0
+            best_state, best_valid_metrics = cpu_state_dict(model), valid_metrics
+            save_checkpoint({**common, **_best_payload(best_state, best_epoch, best_loss, best_valid_metrics)}, best_path, "best")
+        else:
+            bad_epochs += 1
+        stopped_early = bad_epochs >= recipe.patience
+        history.append({
+            "epoch": epoch, "train_loss": trained.loss, "valid_loss": valid.loss, "valid_total_loss": valid.total_loss,
+            "valid_metrics": valid_metrics, "firing_rate": valid.mean_firing_rate, "seconds": seconds, "best": improved,
+        })
+        save_checkpoint({
+            **common, "run_key": key, "state_dict": cpu_state_dict(model), "optimizer": optimizer.state_dict(),
+            "epoch": epoch, "best_state": best_state, "best_epoch": best_epoch, "best_valid_loss": best_loss,
+            "best_valid_metrics": best_valid_metrics, "bad_epochs": bad_epochs, "stopped_early": stopped_early,
+            "rng": rng_state(), "history": history,
+        }, last_path, "last")
+        progress.epoch(epoch, recipe.max_epochs, train_loss=trained.loss, valid_loss=valid.loss, metrics=valid_metrics,
+                       keys=keys, rate=valid.mean_firing_rate, seconds=seconds, best=improved)
+
+    if best_state is None:
+        raise TrainingError(f"seed {seed}: no epoch was trained (max_epochs {recipe.max_epochs}); nothing to test.")
+    load_weights(model, best_state, "the best epoch's weights")
+    test = evaluate(model, dataset.splits["test"].loader(recipe.batch_size), device)
+    test_metrics = msa_metrics(test.predictions, test.labels, profile)
+    save_checkpoint({
+        **common, **_best_payload(best_state, best_epoch, best_loss, best_valid_metrics),
+        "test_metrics": test_metrics, "test_loss": test.loss, "firing_rate": test.mean_firing_rate,
+        "firing_rates": test.firing_rates, "epochs_run": epoch, "stopped_early": stopped_early,
+    }, best_path, "best")
+    how = f"stopped early at epoch {epoch}" if stopped_early else f"ran all {epoch} epochs"
+    progress.line(f"seed {seed}: best epoch {best_epoch} (valid {best_loss:.4f}), {how}")
+    progress.line(f"  test  {format_metrics(test_metrics, METRIC_KEYS[family])}"
+                  + ("" if test.mean_firing_rate is None else f"  rate {test.mean_firing_rate:.4f}"))
+
+    seconds = [h["seconds"] for h in history]
+    run = {
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "epochs_run": epoch,
+        "stopped_early": stopped_early,
+        "best_valid_loss": best_loss,
+        "valid_metrics": best_valid_metrics,
+        "test_metrics": test_metrics,
+        "test_loss": test.loss,
+        "firing_rate": test.mean_firing_rate,
+        "firing_rates": test.firing_rates,
+        "seconds_per_epoch": float(np.mean(seconds)) if seconds else None,
+        "seconds_total": float(np.sum(seconds)) if seconds else 0.0,
+        "checkpoint": str(best_path),
+        "history": history,
+    }
+    return run, model_info
+
+
+def _best_payload(state: dict, epoch: int, loss: float, valid_metrics: dict | None) -> dict[str, Any]:
+    return {"state_dict": state, "best_epoch": epoch, "best_valid_loss": loss, "valid_metrics": valid_metrics,
+            "test_metrics": None}
+
+
+def _close(batches) -> None:
+    close = getattr(batches, "close", None)
+    if close is not None:
+        close()
+
+
+def _nonfinite_message(error: Exception, seed: int, epoch: int, recipe: Recipe, last: Path, best: Path,
+                       settings: TrainSettings) -> str:
+    kept = (f"The last good checkpoint {last} (epoch {epoch - 1}) and the best weights so far {best} are kept."
+            if epoch > 1 else "No epoch had completed, so no checkpoint was written.")
+    check = f"check the data for NaN or inf values ('snn-msa data check {settings.data}')" if settings.data else "check the data"
+    return (f"seed {seed}, epoch {epoch}: {error}; training stopped. {kept} "
+            f"Try a lower --lr (this run used {recipe.lr:g}), a smaller --grad-clip, or {check}.")
+
+
+def dataset_line(dataset) -> str:
+    """How the start line names the data; synthetic data says so plainly."""
+    sizes = "/".join(str(len(dataset.splits[s])) for s in ("train", "valid", "test"))
+    title = dataset.profile.title
+    if dataset.source.startswith("built-in"):
+        return (f"built-in SYNTHETIC data shaped like {title} ({sizes} samples), not real features: the metrics "
+                "only show that the pipeline learns; pass --data FILE to train on MMSA features")
+    tag = ", SYNTHETIC data" if getattr(dataset, "is_synthetic", False) else ""
+    return f"{dataset.source} ({title}{tag}, {sizes} samples)"

@@ -1,0 +1,309 @@
+"""Grid, ablation and comparison: selection, tables, plots, resume and the CLI, with a stand-in trainer.
+
+The stand-in writes a ``results.json`` of the trainer's format whose numbers are
+chosen by the test, so the selection rule and the reuse of finished runs can
+be checked exactly and fast. tests/test_experiments_real.py runs the real trainer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from snn_msa.cli import main
+from snn_msa.data import load_dataset
+from snn_msa.data.synthetic import make_synthetic, write_pickle
+from snn_msa.experiments import (
+    ExperimentError,
+    Run,
+    TrainSettings,
+    execute_runs,
+    run_ablation,
+    run_comparison,
+    run_grid,
+    select_best,
+)
+from snn_msa.experiments import runs as runs_mod
+from snn_msa.training import NonFiniteLossError
+from snn_msa.training.data_source import data_spec
+from snn_msa.training.results import RESULTS_FORMAT, write_json
+
+KEYS = ["Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"]
+
+
+@pytest.fixture(scope="module")
+def short_data(tmp_path_factory):
+    """SIMS- and SIMS v2-shaped synthetic feature files with short sequences (fast to load and train)."""
+    folder = tmp_path_factory.mktemp("data")
+    paths = {}
+    for like in ("sims", "simsv2"):
+        paths[like] = str(write_pickle(make_synthetic(like, (16, 8, 8), seed=0, seq_lens=(8, 12, 10)), folder / f"{like}.pkl"))
+    return paths
+
+
+class FakeTrainer:
+    """Stands in for :func:`snn_msa.training.train`: writes results.json with the numbers ``numbers`` gives."""
+
+    def __init__(self, numbers=None, fail=()):
+        self.calls: list[TrainSettings] = []
+        self.numbers = numbers or (lambda settings: (0.5, 0.5))
+        self.fail = set(fail)
+
+    def __call__(self, settings: TrainSettings, dataset=None, *, echo=None):
+        self.calls.append(settings)
+        out = Path(settings.out)
+        for seed in settings.seeds:
+            (out / f"seed-{seed}").mkdir(parents=True, exist_ok=True)
+        key = (settings.model_overrides.get("scale1"), settings.model_overrides.get("strength"))
+        if key in self.fail:
+            raise NonFiniteLossError("seed 1111, epoch 2: the validation loss is nan; training stopped.")
+        valid, test = self.numbers(settings)
+        seeds = [{"seed": s, "best_valid_loss": valid + 0.01 * i, "checkpoint": str(out / f"seed-{s}" / "best.pt")}
+                 for i, s in enumerate(settings.seeds)]
+        metrics = {k: test for k in KEYS}
+        results = {
+            "format": RESULTS_FORMAT, "model": settings.model, "dataset": dataset.profile.name,
+            "data": data_spec(dataset, settings.data), "recipe": settings.recipe().as_dict(),
+            "settings": {**settings.as_dict(), "out": str(out)}, "seeds": seeds,
+            "test": {"mean": metrics, "std": {k: 0.01 for k in KEYS}, "n": len(seeds)},
+            "firing_rate": {"mean": 0.05, "std": 0.0, "n": len(seeds)},
+            "best_epoch": {"mean": 1.0, "std": 0.0, "n": len(seeds)},
+        }
+        write_json(results, out / "results.json")
+        return results
+
+
+@pytest.fixture()
+def fake(monkeypatch):
+    def install(**kwargs) -> FakeTrainer:
+        trainer = FakeTrainer(**kwargs)
+        monkeypatch.setattr(runs_mod, "train", trainer)
+        return trainer
+
+    return install
+
+
+def base(data: str, **changes) -> TrainSettings:
+    return TrainSettings(**{"model": "sgmt-tav", "data": data, "epochs": 1, "quiet": True, **changes})
+
+
+def disagreeing(settings: TrainSettings) -> tuple[float, float]:
+    """Validation prefers (scale1 1, strength 0.05); the test split prefers (0.5, 0): selection must follow validation."""
+    scale1, strength = settings.model_overrides["scale1"], settings.model_overrides["strength"]
+    valid = {(0.5, 0.0): 0.40, (1.0, 0.0): 0.35, (0.5, 0.05): 0.38, (1.0, 0.05): 0.30}[(scale1, strength)]
+    test = {(0.5, 0.0): 0.90, (1.0, 0.0): 0.60, (0.5, 0.05): 0.70, (1.0, 0.05): 0.50}[(scale1, strength)]
+    return valid, test
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+# --- selection ----------------------------------------------------------------------------------
+
+
+def test_selection_is_on_validation_loss_never_on_test():
+    rows = [
+        {"valid_loss_mean": 0.40, "Mult_acc_5_mean": 0.90, "MAE_mean": 0.10},  # best on every test metric
+        {"valid_loss_mean": 0.30, "Mult_acc_5_mean": 0.50, "MAE_mean": 0.50},  # best validation loss
+        {"valid_loss_mean": None, "Mult_acc_5_mean": None},  # failed
+        {"valid_loss_mean": 0.30, "Mult_acc_5_mean": 0.95},  # tie: the first one wins
+    ]
+    assert select_best(rows) == 1
+    assert select_best([{"valid_loss_mean": None}, {"valid_loss_mean": float("nan")}]) is None
+    assert select_best([]) is None
+
+
+# --- grid ---------------------------------------------------------------------------------------
+
+
+def test_grid_writes_csv_markdown_and_png_with_the_validation_best_marked(fake, short_data, tmp_path):
+    trainer = fake(numbers=disagreeing)
+    result = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], base(short_data["sims"]), tmp_path / "g")
+    assert len(trainer.calls) == 4
+    rows = read_csv(tmp_path / "g" / "grid.csv")
+    assert len(rows) == 4
+    assert [(float(r["scale1"]), float(r["strength"])) for r in rows] == [(0.5, 0.0), (1.0, 0.0), (0.5, 0.05), (1.0, 0.05)]
+    best = [r for r in rows if r["best"] == "True"]
+    assert len(best) == 1 and (float(best[0]["scale1"]), float(best[0]["strength"])) == (1.0, 0.05)
+    assert {"Mult_acc_5_mean", "Mult_acc_5_std", "MAE_mean", "MAE_std", "firing_rate_mean", "valid_loss_mean"} <= set(rows[0])
+    assert result["best_row"]["scale1"] == 1.0 and result["best_row"]["strength"] == 0.05
+
+    text = (tmp_path / "g" / "grid.md").read_text()
+    marked = [line for line in text.splitlines() if line.startswith("|") and "◀ best" in line]
+    assert len(marked) == 1 and marked[0].startswith("| **0.05** | **1** |")
+    assert "Best cell: scale1 = 1, strength = 0.05" in text and "grid.png" in text
+
+    png = (tmp_path / "g" / "grid.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
+
+
+def test_grid_reuses_finished_runs_and_retrains_only_the_missing_one(fake, short_data, tmp_path):
+    trainer = fake(numbers=disagreeing)
+    settings = base(short_data["sims"])
+    first = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], settings, tmp_path / "g")
+    folder = Path(tmp_path / "g" / "runs" / first["rows"][2]["run"])
+    (folder / "results.json").unlink()
+    trainer.calls.clear()
+
+    again = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], settings, tmp_path / "g")
+    assert [Path(c.out).name for c in trainer.calls] == [folder.name]
+    assert trainer.calls[0].resume  # its seed folders were there: the trainer continues it
+    assert [r["status"] for r in again["rows"]] == ["reused", "reused", "resumed", "reused"]
+    assert [r["valid_loss_mean"] for r in again["rows"]] == [r["valid_loss_mean"] for r in first["rows"]]
+
+    # Other seeds or more epochs: the runs are continued, not reused as they are.
+    trainer.calls.clear()
+    run_grid("sgmt-tav", [0.5], [0.0], settings.with_changes(epochs=2), tmp_path / "g")
+    assert len(trainer.calls) == 1 and trainer.calls[0].resume and trainer.calls[0].epochs == 2
+
+
+def test_a_folder_with_runs_on_other_data_is_refused(fake, short_data, tmp_path):
+    fake()
+    run_grid("sgmt-tav", [0.5], [0.0], base(short_data["sims"]), tmp_path / "g")
+    other = short_data["sims"].replace("sims.pkl", "other.pkl")
+    write_pickle(make_synthetic("sims", (16, 8, 8), seed=5, seq_lens=(8, 12, 10)), other)
+    with pytest.raises(ExperimentError, match="holds a run on other data"):
+        run_grid("sgmt-tav", [0.5], [0.0], base(other), tmp_path / "g")
+
+
+def test_a_failed_cell_is_reported_and_skipped_by_the_selection(fake, short_data, tmp_path):
+    fake(numbers=disagreeing, fail={(1.0, 0.05)})
+    result = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], base(short_data["sims"]), tmp_path / "g")
+    assert [r["status"] for r in result["rows"]] == ["trained", "trained", "trained", "failed"]
+    assert result["best_row"]["scale1"] == 1.0 and result["best_row"]["strength"] == 0.0
+    text = Path(result["files"]["md"]).read_text()
+    assert "Failed cells" in text and "validation loss is nan" in text
+
+
+@pytest.mark.parametrize(
+    "scale1s, strengths, words",
+    [
+        ([], [0.0], "--scale1 needs at least one value"),
+        ([0.5], [-0.01], "every --strength value must be >= 0"),
+        ([0.0], [0.0], "every --scale1 value must be > 0"),
+        ([0.5, 0.5], [0.0], "more than once"),
+        ([float("nan")], [0.0], "finite"),
+    ],
+)
+def test_bad_grid_values_are_refused(scale1s, strengths, words, tmp_path):
+    with pytest.raises(ExperimentError, match=words):
+        run_grid("sgmt-tav", scale1s, strengths, base(None), tmp_path / "g")
+
+
+def test_jobs_must_be_at_least_one(short_data, tmp_path):
+    with pytest.raises(ExperimentError, match="jobs must be an integer >= 1"):
+        execute_runs([Run("sgmt-tav")], base(short_data["sims"]), tmp_path, jobs=0)
+
+
+# --- ablation and comparison --------------------------------------------------------------------
+
+
+def test_ablation_has_four_rows_in_the_papers_order_with_paper_numbers_on_simsv2(fake, short_data, tmp_path):
+    trainer = fake()
+    result = run_ablation(base(short_data["simsv2"], seeds=(1, 2)), tmp_path / "a")
+    assert sorted(c.model for c in trainer.calls) == ["sgmt-av", "sgmt-ta", "sgmt-tav", "sgmt-tv"]
+    assert all(c.seeds == (1, 2) and c.data == short_data["simsv2"] for c in trainer.calls)
+    rows = read_csv(tmp_path / "a" / "ablation.csv")
+    assert [r["label"] for r in rows] == ["A+V", "T+V", "T+A", "T+A+V"]
+    assert float(rows[0]["Mult_acc_5_paper"]) == 0.4855 and float(rows[3]["MAE_paper"]) == 0.3006
+    text = (tmp_path / "a" / "ablation.md").read_text()
+    assert text.count("| paper |") == 4 and "0.5000 ± 0.0100" in text
+
+    on_sims = run_ablation(base(short_data["sims"]), tmp_path / "a-sims")
+    assert all(not r["paper"] for r in on_sims["rows"]) and "| paper |" not in on_sims["markdown"]
+
+
+def test_comparison_without_energy_still_carries_the_paper_numbers(fake, short_data, tmp_path):
+    fake()
+    result = run_comparison(["sgmt-tav", "sgmt-ta"], base(short_data["simsv2"]), tmp_path / "c", energy_samples=0)
+    assert [r["model"] for r in result["rows"]] == ["sgmt-tav", "sgmt-ta"]
+    assert result["rows"][0]["Corr_paper"] == 0.7247 and result["rows"][0]["energy_pj_per_sample"] is None
+    assert "energy / sample" not in result["markdown"]
+    with pytest.raises(ExperimentError, match="at least one model"):
+        run_comparison([], base(short_data["simsv2"]), tmp_path / "c")
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_grid_command_prints_the_table_and_json(fake, short_data, tmp_path):
+    fake(numbers=disagreeing)
+    out = tmp_path / "cli"
+    result = invoke("grid", "--scale1", "0.5,1", "--strength", "0,0.05", "--data", short_data["sims"], "--epochs", "1",
+                    "--d-model", "16", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "◀ best" in result.output and f"wrote {out / 'grid.csv'}" in result.output
+    assert "4 run(s)" in result.output and (out / "grid.png").is_file()
+
+    again = invoke("grid", "--scale1", "0.5,1", "--strength", "0,0.05", "--data", short_data["sims"], "--epochs", "1",
+                   "--d-model", "16", "--out", out, "--json")
+    assert again.exit_code == 0, again.output
+    payload = json.loads(again.stdout)
+    assert payload["best_row"]["scale1"] == 1.0 and {r["status"] for r in payload["rows"]} == {"reused"}
+    assert all("d_model-16" in r["run"] for r in payload["rows"])
+
+
+def test_ablate_and_compare_commands(fake, short_data, tmp_path):
+    trainer = fake()
+    result = invoke("ablate", "--data", short_data["simsv2"], "--epochs", "1", "--strength", "0.05", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert "T+A+V" in result.output and (tmp_path / "a" / "ablation.csv").is_file()
+    assert {c.model_overrides["strength"] for c in trainer.calls} == {0.05}
+    result = invoke("compare", "--models", "sgmt-tav,sgmt-av", "--data", short_data["simsv2"], "--energy-samples", "0",
+                    "--out", tmp_path / "c")
+    assert result.exit_code == 0, result.output
+    assert "| sgmt-av | ours |" in result.output and (tmp_path / "c" / "compare.md").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["grid", "--scale1", ""], "--scale1 needs at least one number"),
+        (["grid", "--scale1", "0.5,big"], "'big' is not a number"),
+        (["grid", "--strength", "0,-0.1"], "every --strength value must be >= 0"),
+        (["grid", "--model", "sgmt-tva"], "unknown model 'sgmt-tva'"),
+        (["grid", "--jobs", "0"], "--jobs must be at least 1"),
+        (["grid", "--seeds", "x"], "--seeds takes integers"),
+        (["grid", "--dataset", "imdb"], "unknown dataset"),
+        (["ablate", "--strength", "-1"], "--strength must be a number >= 0"),
+        (["compare", "--models", ""], "--models needs at least one zoo entry"),
+        (["compare", "--models", "sgmt-tav,nope"], "unknown model 'nope'"),
+        (["compare", "--energy-samples", "-2"], "--energy-samples must be 0 or more"),
+    ],
+)
+def test_bad_arguments_fail_with_a_message(args, words, tmp_path):
+    result = invoke(*args, "--out", tmp_path / "x")
+    assert result.exit_code == 1, result.output
+    assert words in result.output and "Traceback" not in result.output
+
+
+def test_a_metric_the_dataset_does_not_report_is_refused(fake, short_data, tmp_path):
+    fake()
+    result = invoke("grid", "--data", short_data["sims"], "--metric", "Mult_acc_7", "--out", tmp_path / "x")
+    assert result.exit_code == 1 and "not reported on sims" in result.output
+
+
+def test_default_synthetic_data_needs_no_file(fake, tmp_path):
+    trainer = fake()
+    dataset = load_dataset(None, "sims", synthetic_sizes=(16, 8, 8))
+    result = run_grid("sgmt-tav", [0.5], [0.01], TrainSettings(model="sgmt-tav", epochs=1), tmp_path / "g", dataset=dataset)
+    assert result["synthetic"] and len(trainer.calls) == 1 and "SYNTHETIC" in result["markdown"]
+
+
+def test_the_default_folder_is_named_after_the_command_model_and_data(fake, tmp_path, monkeypatch):
+    fake()
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["grid", "--scale1", "0.5", "--strength", "0", "--epochs", "1", "--dataset", "mosi"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "runs" / "grid-sgmt-tav-synthetic-mosi" / "grid.csv").is_file()
+    assert "Mult_acc_7" in result.output  # MOSI's key metric

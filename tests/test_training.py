@@ -1,0 +1,306 @@
+"""The trainer: recipe resolution, early stopping, checkpoints, resume, determinism, NaN handling."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from snn_msa.data import load_dataset
+from snn_msa.model import SGMT
+from snn_msa.registry import get_card, list_models
+from snn_msa.training import (
+    CheckpointError,
+    NonFiniteLossError,
+    TrainingError,
+    TrainSettings,
+    evaluate_checkpoint,
+    train,
+)
+from snn_msa.training import checkpoint as ckpt_mod
+from snn_msa.training import trainer as trainer_mod
+from snn_msa.training.results import aggregate, json_safe, mean_std
+
+TINY = {"d_model": 16, "heads": 2, "head_hidden": 16}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """SIMS-shaped built-in synthetic data, 24/8/8 samples."""
+    return load_dataset(None, "sims", synthetic_sizes=(24, 8, 8))
+
+
+def settings(tmp_path, name="run", **changes) -> TrainSettings:
+    base = dict(model="sgmt-tav", epochs=2, out=str(tmp_path / name), quiet=True, batch_size=16, model_overrides=TINY,
+                threads=1)
+    return TrainSettings(**{**base, **changes})
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def without_times(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def test_recipe_defaults_come_from_the_card_and_overrides_win():
+    card = get_card("sgmt-tav").train
+    recipe = TrainSettings(model="sgmt-tav").recipe()
+    assert recipe.lr == card["lr"] and recipe.batch_size == card["batch_size"]
+    assert recipe.max_epochs == card["max_epochs"] and recipe.patience == card["patience"] == 8
+    changed = TrainSettings(model="sgmt-tav", epochs=3, lr=5e-4, batch_size=8, patience=2, grad_clip=0).recipe()
+    assert (changed.max_epochs, changed.lr, changed.batch_size, changed.patience, changed.grad_clip) == (3, 5e-4, 8, 2, 0.0)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"seeds": ()}, "seeds"),
+        ({"seeds": (1, 1)}, "must not repeat"),
+        ({"device": "gpu"}, "device must be one of"),
+        ({"threads": 0}, "threads must be a positive integer"),
+        ({"resume": True, "overwrite": True}, "exclude each other"),
+    ],
+)
+def test_bad_settings_say_what_is_wrong(change, words):
+    with pytest.raises(TrainingError, match=words):
+        TrainSettings(model="sgmt-tav", **change)
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(TrainingError) as error:
+        TrainSettings(model="sgmt-xyz").recipe()
+    assert "sgmt-tav" in str(error.value) and "Known models" in str(error.value)
+
+
+def test_aggregate_is_mean_and_population_std():
+    summary = aggregate([{"MAE": 1.0, "Corr": 0.5}, {"MAE": 3.0, "Corr": float("nan")}])
+    assert summary["mean"]["MAE"] == 2.0 and summary["std"]["MAE"] == 1.0  # numpy.std, ddof=0, as MMSA
+    assert summary["mean"]["Corr"] is None and summary["n"] == 2
+    assert mean_std([0.25]) == (0.25, 0.0)
+    assert json_safe({"a": (1.0, float("inf"))}) == {"a": [1.0, None]}
+
+
+# --- a training run --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny):
+    """An uninterrupted 4-epoch run (seed 1111) that several tests compare against."""
+    root = tmp_path_factory.mktemp("full")
+    return root, train(settings(root, epochs=4), dataset=tiny)
+
+
+def test_train_writes_results_and_checkpoints(tmp_path, tiny):
+    threads = torch.get_num_threads()
+    results = train(settings(tmp_path, seeds=(7, 8)), dataset=tiny)
+    assert torch.get_num_threads() == threads and results["threads"] == 1  # one thread during the run, then restored
+    out = tmp_path / "run"
+    assert json.loads((out / "results.json").read_text()) == results
+    assert [r["seed"] for r in results["seeds"]] == [7, 8]
+    assert results["model"] == "sgmt-tav" and results["dataset"] == "sims" and results["data"]["built_in"]
+    assert results["recipe"]["max_epochs"] == 2 and results["model_config"]["d_model"] == 16
+    assert set(results["test"]["mean"]) == {"Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"}
+    assert results["test"]["n"] == 2
+    for run in results["seeds"]:
+        assert 1 <= run["best_epoch"] <= 2 and run["epochs_run"] == 2 and len(run["history"]) == 2
+        assert run["firing_rate"] is not None and 0.0 <= run["firing_rate"] <= 1.0
+        assert run["seconds_per_epoch"] > 0
+        best = torch.load(out / f"seed-{run['seed']}" / "best.pt", weights_only=True)  # safe format
+        assert best["format"] == "snn-msa-checkpoint" and best["kind"] == "best"
+        assert best["model"]["name"] == "sgmt-tav" and best["model"]["config"]["d_model"] == 16
+        assert best["data"]["profile"] == "sims" and best["recipe"]["batch_size"] == 16
+        assert best["test_metrics"] == run["test_metrics"] and best["best_epoch"] == run["best_epoch"]
+        last = torch.load(out / f"seed-{run['seed']}" / "last.pt", weights_only=True)
+        assert last["epoch"] == 2 and "optimizer" in last and "rng" in last
+    assert not list(out.rglob("*.part"))  # no temporary file left behind
+
+    # The same seed again (alone this time) gives the same run: weights, history and metrics.
+    again = train(settings(tmp_path, "again", seeds=(7,)), dataset=tiny)
+    assert again["seeds"][0]["test_metrics"] == results["seeds"][0]["test_metrics"]
+    assert without_times(again["seeds"][0]["history"]) == without_times(results["seeds"][0]["history"])
+    assert same_weights(weights(out / "seed-7/best.pt"), weights(tmp_path / "again/seed-7/best.pt"))
+
+
+def test_best_epoch_is_chosen_on_validation_loss(full_run):
+    run = full_run[1]["seeds"][0]
+    losses = [h["valid_loss"] for h in run["history"]]
+    assert run["best_epoch"] == int(np.argmin(losses)) + 1
+    assert run["best_valid_loss"] == min(losses)
+    assert [h["best"] for h in run["history"]].count(True) >= 1
+
+
+def test_early_stopping_counts_epochs_without_improvement(tmp_path, tiny, monkeypatch):
+    # Validation losses 1.0, 0.5, 0.6, 0.7, ...: best at epoch 2, patience 2 stops after epoch 4.
+    real = trainer_mod.evaluate
+    scripted_losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
+
+    def scripted(model, batches, device):
+        result = real(model, batches, device)
+        if batches.split.name == "valid":
+            result.loss = next(scripted_losses)
+        return result
+
+    monkeypatch.setattr(trainer_mod, "evaluate", scripted)
+    results = train(settings(tmp_path, epochs=6, patience=2), dataset=tiny)
+    run = results["seeds"][0]
+    assert run["best_epoch"] == 2 and run["epochs_run"] == 4 and run["stopped_early"]
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, tiny, full_run, monkeypatch):
+    full_dir, full = full_run
+    real_epoch = trainer_mod.Progress.epoch
+
+    def interrupt_after_two(self, epoch, *args, **kwargs):
+        real_epoch(self, epoch, *args, **kwargs)
+        if epoch == 2:  # last.pt of epoch 2 is already written: a clean interruption point
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod.Progress, "epoch", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(settings(tmp_path, epochs=4), dataset=tiny)
+    assert torch.load(tmp_path / "run/seed-1111/last.pt", weights_only=True)["epoch"] == 2
+    assert not (tmp_path / "run/results.json").exists()
+    monkeypatch.setattr(trainer_mod.Progress, "epoch", real_epoch)
+
+    resumed = train(settings(tmp_path, epochs=4, resume=True), dataset=tiny)
+    a, b = full["seeds"][0], resumed["seeds"][0]
+    assert a["test_metrics"] == b["test_metrics"] and a["best_epoch"] == b["best_epoch"]
+    assert without_times(a["history"]) == without_times(b["history"])
+    for name in ("best.pt", "last.pt"):
+        assert same_weights(weights(full_dir / "run/seed-1111" / name), weights(tmp_path / "run/seed-1111" / name))
+
+
+def test_resume_refuses_other_settings_and_empty_folders(tmp_path, tiny, full_run):
+    full_dir = full_run[0]
+    with pytest.raises(CheckpointError, match="other settings.*lr"):
+        train(settings(full_dir, epochs=4, lr=0.01, resume=True), dataset=tiny)
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(settings(tmp_path, "empty", resume=True), dataset=tiny)
+
+
+def test_a_finished_run_is_not_overwritten_by_accident(tmp_path, tiny, full_run):
+    with pytest.raises(TrainingError, match="already holds a run.*--resume.*--overwrite"):
+        train(settings(full_run[0], epochs=4), dataset=tiny)
+    train(settings(tmp_path, epochs=1), dataset=tiny)
+    again = train(settings(tmp_path, epochs=1, seeds=(5,), overwrite=True), dataset=tiny)
+    assert again["seeds"][0]["seed"] == 5 and sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "results.json", "seed-5"]
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, tiny, monkeypatch):
+    real_loss = SGMT.loss
+    steps = []
+
+    def loss_turns_nan(self, output, labels):
+        total, parts = real_loss(self, output, labels)
+        if self.training:
+            steps.append(1)
+            if len(steps) >= 3:  # batch 1 of epoch 2 (16 + 8 samples: two batches per epoch)
+                total = total * float("nan")
+        return total, parts
+
+    monkeypatch.setattr(SGMT, "loss", loss_turns_nan)
+    with pytest.raises(NonFiniteLossError) as error:
+        train(settings(tmp_path, epochs=3), dataset=tiny)
+    message = str(error.value)
+    assert "epoch 2" in message and "nan" in message and "--lr" in message and "last.pt" in message
+    last = torch.load(tmp_path / "run/seed-1111/last.pt", weights_only=True)
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    assert (tmp_path / "run/seed-1111/best.pt").exists()
+
+
+def test_an_infinite_loss_in_the_first_epoch_says_no_checkpoint_was_written(tmp_path, tiny, monkeypatch):
+    real_loss = SGMT.loss
+    monkeypatch.setattr(SGMT, "loss", lambda self, o, y: (real_loss(self, o, y)[0] * float("inf"), {}))
+    with pytest.raises(NonFiniteLossError, match="No epoch had completed"):
+        train(settings(tmp_path), dataset=tiny)
+
+
+def test_dataset_must_agree_with_the_settings(tmp_path, tiny):
+    with pytest.raises(TrainingError, match="'sims'.*'mosi'"):
+        train(settings(tmp_path, dataset="mosi"), dataset=tiny)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_zoo_entry_trains(tmp_path, tiny, name):
+    results = train(settings(tmp_path, model=name, epochs=1), dataset=tiny)
+    run = results["seeds"][0]
+    assert run["best_epoch"] == 1 and all(math.isfinite(v) for v in [run["best_valid_loss"], run["test_loss"]])
+    assert (run["firing_rate"] is None) == name.endswith("-ann")
+
+
+# --- checkpoints -----------------------------------------------------------------------------
+
+
+def test_evaluate_checkpoint_reproduces_the_reported_metrics(tiny, full_run):
+    run = full_run[1]["seeds"][0]
+    path = full_run[0] / "run/seed-1111/best.pt"
+    rebuilt = evaluate_checkpoint(path)  # built-in synthetic data rebuilt from the checkpoint alone
+    assert rebuilt["metrics"] == run["test_metrics"] and rebuilt["matches_reported"] is True
+    assert rebuilt["firing_rate"] == run["firing_rate"] and rebuilt["best_epoch"] == run["best_epoch"]
+    valid = evaluate_checkpoint(path, split="valid", dataset=tiny)
+    assert valid["metrics"] == run["valid_metrics"] and valid["matches_reported"] is True
+    other = evaluate_checkpoint(path, dataset=load_dataset(None, "sims", synthetic_sizes=(4, 4, 4), seed=9))
+    assert other["same_data_as_training"] is False and other["matches_reported"] is None
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "best.pt"
+    ckpt_mod.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path, "best")
+    before = path.read_bytes()
+
+    def broken_save(obj, stream):
+        stream.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt_mod.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, path, "best")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["best.pt"]
+
+
+class _NotAllowed:
+    pass
+
+
+def test_foreign_or_unsafe_checkpoints_are_refused(tmp_path):
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": "snn-msa-checkpoint", "x": _NotAllowed()}, unsafe)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        ckpt_mod.load_checkpoint(unsafe)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not an snn-msa checkpoint"):
+        ckpt_mod.load_checkpoint(foreign)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+        ckpt_mod.load_checkpoint(garbage)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        ckpt_mod.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rng_state_round_trips():
+    import random
+
+    state = ckpt_mod.rng_state()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    ckpt_mod.set_rng_state(state)
+    again = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
