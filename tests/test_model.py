@@ -92,8 +92,8 @@ def test_scale2_follows_the_formula(attention_input):
     f = float(spikes.mean())
     d, dm = 4, 8
     for head in range(2):
-        var_q = torch.var(att.query.weight[head * d:(head + 1) * d], unbiased=False)
-        var_k = torch.var(att.key.weight[head * d:(head + 1) * d], unbiased=False)
+        var_q = float(torch.var(att.query.weight[head * d:(head + 1) * d].detach(), unbiased=False))
+        var_k = float(torch.var(att.key.weight[head * d:(head + 1) * d].detach(), unbiased=False))
         expected = math.sqrt(var_q * var_k * d * dm**2 * f**2)
         assert float(att.last_scale2[head]) == pytest.approx(expected, rel=1e-9)
 

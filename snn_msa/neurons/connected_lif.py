@@ -63,7 +63,7 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
     >>> torch.manual_seed(0) is not None
     True
     >>> neuron = ConnectedLIF(4, strength=0.01, seed=0)
-    >>> neuron(torch.full((2, 1, 4), 2.0)).sum().item()
+    >>> neuron(torch.full((2, 1, 4), 3.0)).sum().item()
     8.0
     >>> neuron.recurrent_accumulates   # 4 spikes at t=0 feed 4 neurons each at t=1
     16
