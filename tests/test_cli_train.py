@@ -129,3 +129,11 @@ def test_quiet_prints_only_the_summary(tmp_path, tiny_file):
     assert result.exit_code == 0, result.output
     assert "epoch" not in result.output and "seed 1 " not in result.output
     assert "test over 2 seeds (mean ± population std, as MMSA):" in result.stdout and "Mult_acc_5" in result.stdout
+
+
+def test_eval_refuses_data_of_other_dims(trained, tmp_path):
+    other = tmp_path / "mosi.pkl"
+    write_pickle(make_synthetic("mosi", (4, 2, 2), seed=3), other)
+    result = run("eval", "--checkpoint", str(trained[0] / "seed-1111/best.pt"), "--data", str(other))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "(768, 33, 709)" in result.output and "(768, 5, 20)" in result.output and "--data" in result.output

@@ -260,6 +260,15 @@ def test_evaluate_checkpoint_reproduces_the_reported_metrics(tiny, full_run):
     assert other["same_data_as_training"] is False and other["matches_reported"] is None
 
 
+def test_evaluate_checkpoint_notices_synthetic_data_it_cannot_rebuild(tmp_path, full_run):
+    ckpt = ckpt_mod.load_checkpoint(full_run[0] / "run/seed-1111/best.pt")
+    ckpt["data"]["fingerprints"]["test"] = "0" * 16  # as if the generator had changed since the run
+    changed = tmp_path / "best.pt"
+    ckpt_mod.save_checkpoint({k: v for k, v in ckpt.items() if k not in ("format", "version", "kind")}, changed, "best")
+    with pytest.raises(CheckpointError, match="cannot be rebuilt here.*--data"):
+        evaluate_checkpoint(changed)
+
+
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     path = tmp_path / "best.pt"
     ckpt_mod.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path, "best")

@@ -110,7 +110,7 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
             threads=threads or None, out=out, model_overrides=overrides, resume=resume, overwrite=overwrite, quiet=quiet,
         )
         echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
-        results = run_training(settings, echo=echo)
+        results = run_training(settings, echo=echo, bars=False if json_ else None)
     except _expected_errors() as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

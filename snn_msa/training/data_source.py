@@ -2,8 +2,8 @@
 
 A checkpoint records the dataset profile, the file's absolute path (or that the
 data was the built-in synthetic set, with its sizes and seed) and a fingerprint
-of each split's ids and labels, so evaluation can rebuild the same data or tell
-that a given file is not the one the run used.
+of each split (ids, labels, lengths and a few rows of features), so evaluation
+can rebuild the same data or tell that a given file is not the one the run used.
 """
 
 from __future__ import annotations
@@ -36,11 +36,25 @@ def load_training_data(settings, dataset=None):
     return dataset
 
 
-def fingerprint(split) -> str:
-    """A short hash of a split's ids and multimodal labels: equal data gives an equal print."""
+def fingerprint(split, rows: int = 8) -> str:
+    """A short hash of a split: its ids, labels and lengths, and the features of a few evenly spaced rows.
+
+    Equal data gives an equal print; a changed file or a changed synthetic
+    generator almost surely does not. Reading only ``rows`` rows of features
+    keeps it cheap for MOSEI-sized HDF5 stores.
+    """
     digest = hashlib.sha256()
     digest.update("\n".join(map(str, split.ids)).encode())
-    digest.update(np.ascontiguousarray(split.labels("M"), dtype=np.float32).tobytes())
+    for name in split.label_names:
+        digest.update(np.ascontiguousarray(split.labels(name), dtype=np.float32).tobytes())
+    for modality in ("text", "audio", "vision"):
+        lengths = split.lengths(modality)
+        digest.update(b"-" if lengths is None else np.ascontiguousarray(lengths, dtype=np.int64).tobytes())
+    n = len(split)
+    if n:
+        batch = split.batch(np.unique(np.linspace(0, n - 1, num=min(rows, n)).astype(np.int64)))
+        for modality in ("text", "audio", "vision"):
+            digest.update(batch[modality].numpy().astype(np.float32).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -61,12 +75,16 @@ def data_spec(dataset, path: str | None) -> dict[str, Any]:
     }
 
 
-def load_eval_data(spec: dict[str, Any], data=None, dataset=None, feature_dims=None):
-    """The data to evaluate a checkpoint on: ``dataset``, else ``data``, else the data the run used."""
+def load_eval_data(spec: dict[str, Any], data=None, dataset=None):
+    """The data to evaluate a checkpoint on: ``dataset``, else the file ``data``, else the data the run used.
+
+    A file given here is matched to a profile by its own dims, so a file of
+    other dims reaches the caller's check against the model (a clearer message).
+    """
     if dataset is not None:
         return dataset
     if data is not None:
-        return load_dataset(os.path.expanduser(os.fspath(data)), spec["profile"])
+        return load_dataset(os.path.expanduser(os.fspath(data)))
     if spec.get("built_in"):
         sizes = tuple(spec["sizes"][s] for s in SPLITS)
         rebuilt = load_dataset(None, spec["profile"], synthetic_sizes=sizes, seed=spec.get("synthetic_seed") or 0)

@@ -62,11 +62,11 @@ def evaluate_checkpoint(
     model = rebuild_model(ckpt["model"], name)
     load_weights(model, ckpt["state_dict"], name)
     dims = tuple(ckpt["model"]["feature_dims"])
-    ds = load_eval_data(ckpt["data"], data, dataset, dims)
+    ds = load_eval_data(ckpt["data"], data, dataset)
     if tuple(ds.feature_dims) != dims:
         raise CheckpointError(
             f"{name}: the model was trained on feature dims {dims} (text, audio, vision) but {ds.source} has "
-            f"{tuple(ds.feature_dims)}; give the data it was trained on with --data."
+            f"{tuple(ds.feature_dims)}; give data of the kind it was trained on ({ckpt['data']['profile']}) with --data."
         )
     torch_device = resolve_device(device)
     model.to(torch_device)

@@ -77,7 +77,13 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def train(settings: TrainSettings, dataset=None, *, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train(
+    settings: TrainSettings,
+    dataset=None,
+    *,
+    echo: Callable[[str], None] | None = None,
+    bars: bool | None = None,
+) -> dict[str, Any]:
     """Train ``settings.model`` once per seed and test each seed's best weights once.
 
     Args:
@@ -86,6 +92,8 @@ def train(settings: TrainSettings, dataset=None, *, echo: Callable[[str], None] 
             loading ``settings.data``); its profile must agree with ``settings.dataset``.
         echo: where progress lines go (default: stdout); nothing is printed when
             ``settings.quiet``.
+        bars: the per-epoch progress bar on stderr: ``None`` shows it on a
+            terminal only, ``False`` never (always off when quiet).
 
     Returns:
         The content of ``<out>/results.json`` (strict JSON: NaN is ``None``).
@@ -105,7 +113,7 @@ def train(settings: TrainSettings, dataset=None, *, echo: Callable[[str], None] 
     out = settings.out_dir(profile)
     settings = settings.with_changes(out=str(out))  # checkpoints and results record the folder actually used
     _prepare_out(out, settings)
-    progress = Progress(quiet=settings.quiet, echo=echo)
+    progress = Progress(quiet=settings.quiet, echo=echo, bars=bars)
     family = metric_family(profile)
     spec_data = data_spec(dataset, settings.data)
 
