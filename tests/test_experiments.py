@@ -273,6 +273,7 @@ def test_ablate_and_compare_commands(fake, short_data, tmp_path):
         (["grid", "--strength", "0,-0.1"], "every --strength value must be >= 0"),
         (["grid", "--model", "sgmt-tva"], "unknown model 'sgmt-tva'"),
         (["grid", "--jobs", "0"], "--jobs must be at least 1"),
+        (["grid", "--threads", "-1"], "--threads must be 0"),
         (["grid", "--seeds", "x"], "--seeds takes integers"),
         (["grid", "--dataset", "imdb"], "unknown dataset"),
         (["ablate", "--strength", "-1"], "--strength must be a number >= 0"),

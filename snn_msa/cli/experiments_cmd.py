@@ -10,7 +10,7 @@ from typing import Any, Callable
 import click
 
 from snn_msa.registry import list_models
-from snn_msa.training.settings import DEVICES
+from snn_msa.training.settings import CLI_THREADS, DEVICES
 
 from .train_cmd import check_dataset, check_model, parse_seeds
 
@@ -69,6 +69,8 @@ def _train_options(fn: Callable) -> Callable:
         click.option("--fusion-layers", type=int, default=None, help="Model override for every run: fusion layers."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="auto is CUDA when available."),
+        click.option("--threads", type=int, default=CLI_THREADS, show_default=True,
+                     help="torch CPU threads of each run, as for 'snn-msa train'; 0 = cores // jobs."),
         click.option("--out", default=None, metavar="DIR",
                      help="Experiment folder [default: runs/<command>-...]; rerun with the same DIR to continue."),
         click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained at once, in separate processes."),
@@ -85,13 +87,15 @@ def _base_settings(model: str, opts: dict[str, Any], overrides: dict[str, Any]):
 
     if opts["jobs"] < 1:
         raise click.ClickException(f"--jobs must be at least 1 (processes training at once), got {opts['jobs']}.")
+    if opts["threads"] < 0:
+        raise click.ClickException(f"--threads must be 0 (cores // jobs) or more, got {opts['threads']}.")
     shared = {"d_model": opts["d_model"], "heads": opts["heads"], "single_layers": opts["single_layers"],
               "fusion_layers": opts["fusion_layers"], **overrides}
     try:
         return TrainSettings(
             model=model, dataset=check_dataset(opts["dataset"]), data=opts["data"], seeds=parse_seeds(opts["seeds"]),
             epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"], patience=opts["patience"],
-            device=opts["device"], model_overrides=shared, quiet=True,
+            device=opts["device"], threads=opts["threads"] or None, model_overrides=shared, quiet=True,
         )
     except TrainingError as error:
         raise click.ClickException(str(error)) from None

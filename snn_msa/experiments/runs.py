@@ -17,7 +17,9 @@ each run is looked up there:
 An interrupted experiment therefore continues where it stopped when the same
 command is run again. With ``jobs > 1`` the runs left to train go to a pool of
 spawned processes; each sets ``torch.set_num_threads(max(1, cores // workers))``
-so the workers do not fight over the cores.
+so the workers do not fight over the cores, unless the shared settings name
+``threads`` (``snn-msa`` passes 1, as ``snn-msa train`` does, so a result does not
+depend on how many jobs trained it).
 """
 
 from __future__ import annotations
@@ -219,7 +221,7 @@ def execute_runs(
         workers = 1
     threads = max(1, cpu_cores() // max(workers, 1))
     reused = len(runs) - len(pending)
-    how = f" in {workers} processes of {threads} torch thread(s) each" if workers > 1 else ""
+    how = f" in {workers} processes of {base.threads or threads} torch thread(s) each" if workers > 1 else ""
     say(f"{len(runs)} run(s) in {runs_dir}: {reused} finished before (reused), {len(pending)} to train{how}")
     for index, outcome in enumerate(outcomes):
         if outcome is not None:
