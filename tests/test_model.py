@@ -173,7 +173,7 @@ def test_loss_weights_and_label_fallback():
     torch.testing.assert_close(total, expected)
     yt = torch.tensor([1.0, 1.0, 1.0])
     _, parts_t = model.loss(out, {"M": y, "T": yt})
-    assert parts_t["T"] == pytest.approx(float((out["T"] - yt).abs().mean()))
+    assert parts_t["T"] == pytest.approx(float((out["T"].detach() - yt).abs().mean()))
     assert parts_t["M"] == pytest.approx(parts["M"])
 
 
