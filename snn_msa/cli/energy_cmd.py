@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .options import model_override_options, pop_model_overrides
+
 from snn_msa.registry import list_models
 
 SPLITS = ("train", "valid", "test")
@@ -26,17 +28,11 @@ SPLITS = ("train", "valid", "test")
 @click.option("--batch-size", type=int, default=None, help="Samples per forward [default: the checkpoint's, else 32].")
 @click.option("--padding", type=click.Choice(["real", "all"]), default="real", show_default=True,
               help="real: count only positions within each sample's length; all: every position, as computed densely.")
-@click.option("--scale1", type=float, default=None, help="Model override: the input scale scale1.")
-@click.option("--strength", type=float, default=None, help="Model override: the connected neuron's coupling strength.")
-@click.option("--d-model", type=int, default=None, help="Model override: model width.")
-@click.option("--heads", type=int, default=None, help="Model override: attention heads.")
-@click.option("--single-layers", type=int, default=None, help="Model override: layers per modality.")
-@click.option("--fusion-layers", type=int, default=None, help="Model override: fusion layers.")
+@model_override_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Torch seed of the untrained spiking model's weights.")
 @click.option("--json", "json_", is_flag=True, help="Print the report as JSON (schema in docs/energy.md).")
 @click.option("--plot", default=None, metavar="FILE", help="Also draw the per-layer energy of both models to FILE (PNG).")
-def energy(model, checkpoint, data, dataset, samples, split, batch_size, padding, scale1, strength, d_model, heads,
-           single_layers, fusion_layers, seed, json_, plot) -> None:
+def energy(model, checkpoint, data, dataset, samples, split, batch_size, padding, seed, json_, plot, **options) -> None:
     """Per-layer operations and energy of a spiking model and its non-spiking twin on real inputs.
 
     Counts accumulates (spike x weight), multiply-accumulates (real x real) and
@@ -57,8 +53,7 @@ def energy(model, checkpoint, data, dataset, samples, split, batch_size, padding
 
     if plot is not None and not Path(plot).expanduser().resolve().parent.is_dir():
         raise click.ClickException(f"could not write the plot to {plot}: its folder does not exist.")
-    overrides = {"scale1": scale1, "strength": strength, "d_model": d_model, "heads": heads,
-                 "single_layers": single_layers, "fusion_layers": fusion_layers}
+    overrides = pop_model_overrides(options)
     try:
         report = energy_report(model, checkpoint=checkpoint, data=data, dataset=dataset, samples=samples, split=split,
                                batch_size=batch_size, padding=padding, overrides=overrides, seed=seed)

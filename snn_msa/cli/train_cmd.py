@@ -6,6 +6,8 @@ import json
 
 import click
 
+from .options import model_override_options, pop_model_overrides
+
 from snn_msa.registry import list_models
 from snn_msa.training.settings import CLI_THREADS, DEVICES
 
@@ -65,13 +67,7 @@ def check_dataset(name: str | None) -> str | None:
 @click.option("--patience", type=int, default=None, help="Epochs without a better validation loss before stopping [default: the entry's, 8].")
 @click.option("--weight-decay", type=float, default=None, help="Adam weight decay [default: the entry's].")
 @click.option("--grad-clip", type=float, default=None, help="Gradient norm clip, 0 for none [default: the entry's].")
-@click.option("--scale1", type=float, default=None, help="Model override: the input scale scale1.")
-@click.option("--strength", type=float, default=None, help="Model override: the connected neuron's coupling strength.")
-@click.option("--d-model", type=int, default=None, help="Model override: model width.")
-@click.option("--heads", type=int, default=None, help="Model override: attention heads.")
-@click.option("--single-layers", type=int, default=None, help="Model override: layers per modality.")
-@click.option("--fusion-layers", type=int, default=None, help="Model override: fusion layers.")
-@click.option("--dropout", type=float, default=None, help="Model override: dropout.")
+@model_override_options
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto is CUDA when available.")
 @click.option("--threads", type=click.IntRange(min=0), default=CLI_THREADS, show_default=True,
               help="torch CPU threads; 0 = torch's default (one per core). See docs/training.md, Speed.")
@@ -80,8 +76,8 @@ def check_dataset(name: str | None) -> str | None:
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines; only the final test summary.")
 @click.option("--json", "json_", is_flag=True, help="Print results.json to stdout (progress lines go to stderr).")
-def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, scale1, strength,
-          d_model, heads, single_layers, fusion_layers, dropout, device, threads, out, resume, overwrite, quiet, json_) -> None:
+def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, device, threads, out,
+          resume, overwrite, quiet, json_, **options) -> None:
     """Train a zoo model with early stopping and test its best weights once per seed.
 
     Writes DIR/results.json (configuration, per-seed and mean ± std test
@@ -101,8 +97,7 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
     check_model(model)
     if resume and out is None:
         raise click.ClickException("--resume needs --out DIR: the folder of the run to continue.")
-    overrides = {"scale1": scale1, "strength": strength, "d_model": d_model, "heads": heads,
-                 "single_layers": single_layers, "fusion_layers": fusion_layers, "dropout": dropout}
+    overrides = pop_model_overrides(options)
     try:
         settings = TrainSettings(
             model=model, dataset=check_dataset(dataset), data=data, seeds=parse_seeds(seeds), epochs=epochs, lr=lr,
