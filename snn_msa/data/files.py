@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from ..atomic import atomic_path
 from .errors import DataError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -90,12 +90,6 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
@@ -108,14 +102,5 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
         raise DataError("is a folder; give a file name to write.", file=str(target))
     if not target.parent.exists():
         raise DataError(f"the folder {str(target.parent)!r} does not exist; create it first.", file=str(target))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         yield tmp
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(tmp, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -13,11 +13,9 @@ the safe loader admits it and no code runs when it is read. Two kinds per seed:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import random
-import tempfile
 import zipfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -26,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from ..atomic import atomic_path
 
 from ..registry import UnknownModelError, create_model
 from .errors import CheckpointError
@@ -44,26 +44,13 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike, kind: str)
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            torch.save({"format": FORMAT, "version": VERSION, "kind": kind, **payload}, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, default_mode())  # mkstemp makes 0600 files; a checkpoint is an ordinary file
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(target) as tmp, open(tmp, "wb") as stream:
+        torch.save({"format": FORMAT, "version": VERSION, "kind": kind, **payload}, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
     return target
 
 
-def default_mode() -> int:
-    """The permissions ``open()`` would give a new file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:

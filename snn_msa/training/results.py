@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .checkpoint import default_mode
+from ..atomic import write_atomic
 
 RESULTS_FORMAT = "snn-msa-results"
 RESULTS_VERSION = 1
@@ -54,20 +53,7 @@ def json_safe(value: Any) -> Any:
 
 def write_json(data: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``data`` as indented strict JSON, atomically (temporary file, then ``os.replace``)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            json.dump(json_safe(data), stream, indent=2, allow_nan=False)
-            stream.write("\n")
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return write_atomic(path, json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n")
 
 
 def format_metrics(metrics: dict[str, float | None], keys: list[str] | None = None, digits: int = 4) -> str:
