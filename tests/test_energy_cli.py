@@ -34,3 +34,20 @@ def test_unwritable_plot_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(main, ["energy", "--model", "sgmt-tav", "--plot", str(tmp_path / "no" / "x.png")])
     assert result.exit_code == 1
     assert "could not write the plot" in result.output
+
+
+def test_checkpoint_from_train_is_counted(tmp_path):
+    from snn_msa.data.synthetic import make_synthetic, write_pickle
+
+    data = tmp_path / "tiny.pkl"
+    write_pickle(make_synthetic("mosi", (8, 4, 4), seed=0, seq_lens=(8, 12, 10)), data)
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["train", "--model", "sgmt-tav", "--data", str(data), "--epochs", "1",
+                                        "--d-model", "16", "--heads", "2", "--out", str(out), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    checkpoint = out / "seed-1111" / "best.pt"
+    for extra in ([], ["--data", str(data)]):
+        result = CliRunner().invoke(main, ["energy", "--checkpoint", str(checkpoint), "--samples", "2", "--json", *extra])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        assert report["totals"]["snn"]["mac"] > 0 and report["totals"]["ann"]["ac"] == 0

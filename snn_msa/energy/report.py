@@ -148,7 +148,7 @@ def _load_data(ckpt, data, dataset, dims):
     if ckpt is not None:
         from ..training.data_source import load_eval_data
 
-        return load_eval_data(ckpt["data"], data, None, dims)
+        return load_eval_data(ckpt["data"], data)
     path = None if data is None else os.path.expanduser(os.fspath(data))
     return load_dataset(path, dataset, seed=SYNTHETIC_SEED)
 
