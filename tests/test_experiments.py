@@ -170,6 +170,12 @@ def test_a_folder_with_runs_on_other_data_is_refused(fake, short_data, tmp_path)
     write_pickle(make_synthetic("sims", (16, 8, 8), seed=5, seq_lens=(8, 12, 10)), other)
     with pytest.raises(ExperimentError, match="holds a run on other data"):
         run_grid("sgmt-tav", [0.5], [0.0], base(other), tmp_path / "g")
+    # The same file name with other content is caught by the fingerprint.
+    write_pickle(make_synthetic("sims", (16, 8, 8), seed=5, seq_lens=(8, 12, 10)), tmp_path / "same.pkl")
+    run_grid("sgmt-tav", [0.5], [0.0], base(str(tmp_path / "same.pkl")), tmp_path / "h")
+    write_pickle(make_synthetic("sims", (16, 8, 8), seed=6, seq_lens=(8, 12, 10)), tmp_path / "same.pkl")
+    with pytest.raises(ExperimentError, match="whose content differs"):
+        run_grid("sgmt-tav", [0.5], [0.0], base(str(tmp_path / "same.pkl")), tmp_path / "h")
 
 
 def test_a_failed_cell_is_reported_and_skipped_by_the_selection(fake, short_data, tmp_path):
@@ -206,7 +212,7 @@ def test_jobs_must_be_at_least_one(short_data, tmp_path):
 
 def test_ablation_has_four_rows_in_the_papers_order_with_paper_numbers_on_simsv2(fake, short_data, tmp_path):
     trainer = fake()
-    result = run_ablation(base(short_data["simsv2"], seeds=(1, 2)), tmp_path / "a")
+    run_ablation(base(short_data["simsv2"], seeds=(1, 2)), tmp_path / "a")
     assert sorted(c.model for c in trainer.calls) == ["sgmt-av", "sgmt-ta", "sgmt-tav", "sgmt-tv"]
     assert all(c.seeds == (1, 2) and c.data == short_data["simsv2"] for c in trainer.calls)
     rows = read_csv(tmp_path / "a" / "ablation.csv")

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from snn_msa.attention import MHSGSA
 from snn_msa.layers import SpikingLayer

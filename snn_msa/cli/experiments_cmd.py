@@ -12,6 +12,7 @@ import click
 from snn_msa.registry import list_models
 from snn_msa.training.settings import CLI_THREADS, DEVICES
 
+from .options import MODEL_OVERRIDES
 from .train_cmd import check_dataset, check_model, parse_seeds
 
 
@@ -63,10 +64,6 @@ def _train_options(fn: Callable) -> Callable:
         click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's]."),
         click.option("--batch-size", type=int, default=None, help="Batch size [default: the entry's]."),
         click.option("--patience", type=int, default=None, help="Early-stopping patience [default: the entry's, 8]."),
-        click.option("--d-model", type=int, default=None, help="Model override for every run: model width."),
-        click.option("--heads", type=int, default=None, help="Model override for every run: attention heads."),
-        click.option("--single-layers", type=int, default=None, help="Model override for every run: layers per modality."),
-        click.option("--fusion-layers", type=int, default=None, help="Model override for every run: fusion layers."),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="auto is CUDA when available."),
         click.option("--threads", type=int, default=CLI_THREADS, show_default=True,
@@ -82,15 +79,27 @@ def _train_options(fn: Callable) -> Callable:
     return fn
 
 
-def _base_settings(model: str, opts: dict[str, Any], overrides: dict[str, Any]):
+def _override_options(exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """The model override options of ``snn-msa train`` (less ``exclude``), applied to every run."""
+    def decorate(fn: Callable) -> Callable:
+        for flag, name, kind, what in reversed(MODEL_OVERRIDES):
+            if name not in exclude:
+                fn = click.option(flag, name, type=kind, default=None, help=f"Model override for every run: {what}.")(fn)
+        return fn
+
+    return decorate
+
+
+def _base_settings(model: str, opts: dict[str, Any]):
+    """The settings every run shares; pops the model override options from ``opts``."""
     from snn_msa.training import TrainSettings, TrainingError
 
     if opts["jobs"] < 1:
         raise click.ClickException(f"--jobs must be at least 1 (processes training at once), got {opts['jobs']}.")
     if opts["threads"] < 0:
         raise click.ClickException(f"--threads must be 0 (cores // jobs) or more, got {opts['threads']}.")
-    shared = {"d_model": opts["d_model"], "heads": opts["heads"], "single_layers": opts["single_layers"],
-              "fusion_layers": opts["fusion_layers"], **overrides}
+    shared = {name: opts.pop(name) for _, name, _, _ in MODEL_OVERRIDES if name in opts}
+    _check_overrides(shared.get("scale1"), shared.get("strength"))
     try:
         return TrainSettings(
             model=model, dataset=check_dataset(opts["dataset"]), data=opts["data"], seeds=parse_seeds(opts["seeds"]),
@@ -132,6 +141,7 @@ def _run(call: Callable[[Callable[[str], None]], dict[str, Any]], out: str, json
 @click.option("--metric", default=None, metavar="KEY",
               help="Test metric of the heatmap and line charts [default: Mult_acc_5 on SIMS, Mult_acc_7 on MOSI/MOSEI].")
 @_train_options
+@_override_options(exclude=("scale1", "strength"))
 def grid(model, scale1, strength, metric, **opts) -> None:
     """Grid over scale1 and strength: the paper's Table 4 and Figure 3.
 
@@ -152,17 +162,16 @@ def grid(model, scale1, strength, metric, **opts) -> None:
     check_model(model)
     scale1s = parse_floats(scale1, "--scale1", "0.5,1,2,3")
     strengths = parse_floats(strength, "--strength", "0,0.01,0.025,0.05,0.1")
-    base = _base_settings(model, opts, {})
+    base = _base_settings(model, opts)
     out = opts["out"] or _default_out("grid", opts, model)
     _run(lambda echo: run_grid(model, scale1s, strengths, base, out, jobs=opts["jobs"], metric=metric,
                                verbose=opts["verbose"], echo=echo), out, opts["json_"])
 
 
 @click.command("ablate")
-@click.option("--scale1", type=float, default=None, help="Model override for every run: scale1 [default: the entry's, 0.5].")
-@click.option("--strength", type=float, default=None, help="Model override for every run: strength [default: the entry's, 0.01].")
 @_train_options
-def ablate(scale1, strength, **opts) -> None:
+@_override_options()
+def ablate(**opts) -> None:
     """Modality ablation: the paper's Table 3 (sgmt-tav against sgmt-av, sgmt-tv, sgmt-ta).
 
     Same seeds, data and recipe for all four; writes DIR/ablation.csv and
@@ -175,8 +184,7 @@ def ablate(scale1, strength, **opts) -> None:
     """
     from snn_msa.experiments import run_ablation
 
-    _check_overrides(scale1, strength)
-    base = _base_settings("sgmt-tav", opts, {"scale1": scale1, "strength": strength})
+    base = _base_settings("sgmt-tav", opts)
     out = opts["out"] or _default_out("ablate", opts)
     _run(lambda echo: run_ablation(base, out, jobs=opts["jobs"], verbose=opts["verbose"], echo=echo), out, opts["json_"])
 
@@ -186,10 +194,9 @@ def ablate(scale1, strength, **opts) -> None:
               help=f"Comma-separated zoo entries ({', '.join(list_models())}).")
 @click.option("--energy-samples", type=int, default=32, show_default=True,
               help="Test samples the energy per sample averages over (0: leave energy out).")
-@click.option("--scale1", type=float, default=None, help="Model override for every run: scale1.")
-@click.option("--strength", type=float, default=None, help="Model override for every run: strength.")
 @_train_options
-def compare(models, energy_samples, scale1, strength, **opts) -> None:
+@_override_options()
+def compare(models, energy_samples, **opts) -> None:
     """Compare zoo models: a Table 1/2-style table with each model's energy per sample.
 
     Same seeds, data and recipe for every model; writes DIR/compare.csv and
@@ -207,8 +214,7 @@ def compare(models, energy_samples, scale1, strength, **opts) -> None:
     names = parse_models(models)
     if energy_samples < 0:
         raise click.ClickException(f"--energy-samples must be 0 or more (0 leaves energy out), got {energy_samples}.")
-    _check_overrides(scale1, strength)
-    base = _base_settings(names[0], opts, {"scale1": scale1, "strength": strength})
+    base = _base_settings(names[0], opts)
     out = opts["out"] or _default_out("compare", opts)
     _run(lambda echo: run_comparison(names, base, out, jobs=opts["jobs"], energy_samples=energy_samples,
                                      verbose=opts["verbose"], echo=echo), out, opts["json_"])

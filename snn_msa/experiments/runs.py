@@ -259,10 +259,12 @@ def finished_results(folder: Path, settings: TrainSettings, spec: dict[str, Any]
         return None
     data = results.get("data") or {}
     if results.get("dataset") != spec["profile"] or data.get("fingerprints") != spec["fingerprints"]:
-        raise ExperimentError(
-            f"{folder} holds a run on other data ({data.get('source')}, {results.get('dataset')}) than this experiment "
-            f"({spec['source']}, {spec['profile']}); give another --out, or delete that folder to train it again."
-        )
+        then, now = f"{data.get('source')}, {results.get('dataset')}", f"{spec['source']}, {spec['profile']}"
+        which = (f"other data ({then}) than this experiment ({now})" if then != now else
+                 f"data of the same name ({now}) whose content differs (an edited file, or built-in synthetic data "
+                 "made by another version of snn-msa)")
+        raise ExperimentError(f"{folder} holds a run on {which}; give another --out, or delete that folder to "
+                              "train it again.")
     stored = results.get("settings") or {}
     same = (
         results.get("model") == settings.model
@@ -338,6 +340,18 @@ def _train_in_pool(runs, names, pending, spec, data_path, workers, threads, fini
 _WORKER_DATA: dict[str, Any] = {}
 
 
+def _worker_data(spec: dict[str, Any], data_path: str | None):
+    """The experiment's data, loaded again in a worker: the same file and profile, or the same synthetic set."""
+    from ..data import DataError, load_dataset
+
+    if data_path is None:
+        return load_eval_data(spec)  # rebuilds the built-in synthetic data and checks its fingerprints
+    dataset = load_dataset(os.path.expanduser(data_path), spec["profile"])
+    if data_spec(dataset, data_path)["fingerprints"] != spec["fingerprints"]:
+        raise DataError(f"{data_path} changed while the experiment ran; run it again.")
+    return dataset
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -354,7 +368,7 @@ def _train_in_worker(settings: TrainSettings, spec: dict[str, Any], data_path: s
     try:
         if key not in _WORKER_DATA:
             _WORKER_DATA.clear()
-            _WORKER_DATA[key] = load_eval_data(spec, data=data_path)
+            _WORKER_DATA[key] = _worker_data(spec, data_path)
         results = train(settings, _WORKER_DATA[key])
     except NonFiniteLossError as error:
         return "failed", None, str(error), time.perf_counter() - start
