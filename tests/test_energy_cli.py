@@ -51,3 +51,7 @@ def test_checkpoint_from_train_is_counted(tmp_path):
         assert result.exit_code == 0, result.output
         report = json.loads(result.output)
         assert report["totals"]["snn"]["mac"] > 0 and report["totals"]["ann"]["ac"] == 0
+    for extra in ([], ["--data", str(data)]):
+        result = CliRunner().invoke(main, ["energy", "--checkpoint", str(checkpoint), "--dataset", "sims", *extra])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert "mosi" in result.output and "--dataset" in result.output

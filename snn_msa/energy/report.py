@@ -145,10 +145,14 @@ def _load_data(ckpt, data, dataset, dims):
 
     if hasattr(data, "splits"):  # an MSADataset already loaded
         return data
-    if ckpt is not None:
+    if ckpt is not None and (data is None or dataset is None):
         from ..training.data_source import load_eval_data
 
-        return load_eval_data(ckpt["data"], data)
+        ds = load_eval_data(ckpt["data"], data)
+        if dataset is not None and ds.profile.name != dataset:
+            raise EnergyError(f"--dataset {dataset} was given, but the checkpoint's data ({ds.source}) is "
+                              f"{ds.profile.name}; leave out --dataset, or give a {dataset} file with --data.")
+        return ds
     path = None if data is None else os.path.expanduser(os.fspath(data))
     return load_dataset(path, dataset, seed=SYNTHETIC_SEED)
 
