@@ -17,3 +17,13 @@ def test_cli_reference_matches_commands():
     from snn_msa.cli.reference import cli_reference
 
     assert (ROOT / "docs" / "cli.md").read_text() == cli_reference(), "regenerate: python -m snn_msa.cli.reference > docs/cli.md"
+
+
+def test_readme_python_example_runs(capsys):
+    import re
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert blocks, "the README should show the Python API"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert "torch.Size([4])" in capsys.readouterr().out
