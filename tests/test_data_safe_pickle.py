@@ -112,3 +112,14 @@ def test_truncated_pickle_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="truncated or corrupt") as err:
         load_dataset(path)
     assert str(path) in str(err.value)
+
+
+def test_ordered_dict_splits_load(tmp_path):
+    from collections import OrderedDict
+
+    from snn_msa.data import load_dataset
+
+    data = make_synthetic("mosi", (3, 2, 2), seq_lens=(8, 6, 5))
+    path = tmp_path / "ordered.pkl"
+    path.write_bytes(pickle.dumps(OrderedDict((k, OrderedDict(v)) for k, v in data.items()), protocol=4))
+    assert len(load_dataset(path).splits["train"]) == 3

@@ -13,7 +13,8 @@ What is admitted (numpy 1.x writes ``numpy.core``, numpy 2.x ``numpy._core``):
 - ``numpy.(_)core.numeric._frombuffer``: arrays pickled with protocol 5;
 - ``numpy.(_)core.multiarray.scalar``: numpy scalars (``np.float32(1.0)``);
 - ``builtins.complex`` (a number) and ``_codecs.encode`` restricted to the
-  ``latin1`` codec, which protocols 0 to 2 use to store bytes.
+  ``latin1`` codec, which protocols 0 to 2 use to store bytes;
+- ``collections.OrderedDict``: a dict, as some tools write the splits.
 
 Dicts, lists, tuples, strings, bytes, ints, floats, booleans and ``None`` have
 their own opcodes and need no global at all.
@@ -29,6 +30,7 @@ snn_msa.data.errors.DataError: <bytes>: refused to load the global 'builtins.pri
 
 from __future__ import annotations
 
+import collections
 import importlib
 import io
 import os
@@ -76,6 +78,7 @@ def _build_allowed() -> dict[tuple[str, str], Any]:
         ("builtins", "complex"): complex,
         ("__builtin__", "complex"): complex,  # protocols 0-2 write Python 2's name
         ("_codecs", "encode"): _latin1_encode,
+        ("collections", "OrderedDict"): collections.OrderedDict,
     }
     for package in ("numpy.core", "numpy._core"):
         allowed[(f"{package}.multiarray", "_reconstruct")] = reconstruct
