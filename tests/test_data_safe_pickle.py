@@ -123,3 +123,13 @@ def test_ordered_dict_splits_load(tmp_path):
     path = tmp_path / "ordered.pkl"
     path.write_bytes(pickle.dumps(OrderedDict((k, OrderedDict(v)) for k, v in data.items()), protocol=4))
     assert len(load_dataset(path).splits["train"]) == 3
+
+
+def test_python2_array_pickles_load():
+    # A numpy array as Python 2 pickled it: the data is a py2 str (BINSTRING), decoded as latin1.
+    raw = np.array([1.0, 2.0, -np.inf]).tobytes()
+    blob = (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\nq\x00cnumpy\nndarray\nq\x01K\x00\x85q\x02U\x01b\x87q\x03Rq\x04"
+            b"(K\x01K\x03\x85cnumpy\ndtype\nq\x05U\x02f8K\x00K\x01\x87Rq\x06(K\x03U\x01<NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T"
+            + len(raw).to_bytes(4, "little") + raw + b"tb.")
+    back = restricted_loads(blob)
+    assert back.dtype == np.float64 and back[:2].tolist() == [1.0, 2.0] and np.isneginf(back[2])

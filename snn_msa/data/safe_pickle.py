@@ -100,7 +100,9 @@ class RestrictedUnpickler(pickle.Unpickler):
     """
 
     def __init__(self, file: io.BufferedIOBase, name: str = "<pickle>") -> None:
-        super().__init__(file)
+        # latin1: Python 2 pickles store an array's bytes as a str; latin1 gives them back
+        # unchanged (numpy's advice). Pickles written by Python 3 hold no such strings.
+        super().__init__(file, encoding="latin1")
         self.name = name
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: D102 - pickle hook
