@@ -55,3 +55,20 @@ def test_checkpoint_from_train_is_counted(tmp_path):
         result = CliRunner().invoke(main, ["energy", "--checkpoint", str(checkpoint), "--dataset", "sims", *extra])
         assert result.exit_code == 1 and "Traceback" not in result.output
         assert "mosi" in result.output and "--dataset" in result.output
+
+
+def test_checkpoint_of_the_twin_says_which_side_is_trained(tmp_path):
+    from snn_msa.data.synthetic import make_synthetic, write_pickle
+
+    data = tmp_path / "tiny.pkl"
+    write_pickle(make_synthetic("mosi", (8, 4, 4), seed=0, seq_lens=(8, 12, 10)), data)
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(main, ["train", "--model", "sgmt-tav-ann", "--data", str(data), "--epochs", "1",
+                                        "--d-model", "16", "--heads", "2", "--out", str(out), "--quiet"])
+    assert trained.exit_code == 0, trained.output
+    checkpoint = out / "seed-1111" / "best.pt"
+    result = CliRunner().invoke(main, ["energy", "--checkpoint", str(checkpoint), "--samples", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.output)["models"]
+    assert models["ann"]["name"] == "sgmt-tav-ann" and models["ann"]["weights"].startswith("trained weights from")
+    assert models["snn"]["name"] == "sgmt-tav" and models["snn"]["weights"].startswith("untrained")

@@ -94,8 +94,11 @@ def _is_spiking(model: nn.Module) -> bool:
     return bool(getattr(config, "spiking", True))
 
 
+UNTRAINED_TWIN = "untrained (random initialisation), since its counts are dense and do not depend on its weights"
+
+
 def _load_models(model_name, checkpoint, overrides, dims_for, seed):
-    """(snn, snn_name, ann, ann_name, weights note, checkpoint dict or None, dims)."""
+    """(snn, snn_name, ann, ann_name, {"snn": weights note, "ann": weights note}, checkpoint dict or None, dims)."""
     from ..registry import UnknownModelError, create_model
 
     if checkpoint is not None:
@@ -133,10 +136,11 @@ def _load_models(model_name, checkpoint, overrides, dims_for, seed):
         ann, ann_name = model, name
         torch.manual_seed(seed)
         snn = create_model(partner, feature_dims=dims, **{k: v for k, v in overrides.items() if k != "spiking"})
-        return snn, partner, ann, ann_name, (f"{partner} is untrained (random initialisation, torch seed {seed}): "
-                                             f"{name} is its non-spiking twin"), ckpt, dims
+        notes = {"snn": f"untrained (random initialisation, torch seed {seed}): {name} is its non-spiking twin",
+                 "ann": weights}
+        return snn, partner, ann, ann_name, notes, ckpt, dims
     ann, ann_name = _twin_of(model, name, dims, overrides)
-    return model, name, ann, ann_name, weights, ckpt, dims
+    return model, name, ann, ann_name, {"snn": weights, "ann": UNTRAINED_TWIN}, ckpt, dims
 
 
 def _load_data(ckpt, data, dataset, dims):
@@ -230,9 +234,10 @@ def energy_report(
 
     Args:
         model_name: zoo entry (see ``snn-msa models``); may be left out with ``checkpoint``.
-        checkpoint: a ``best.pt`` from ``snn-msa train``: the spiking model is
-            rebuilt from it with its trained weights (the twin stays untrained:
-            its counts are dense and do not depend on weights).
+        checkpoint: a ``best.pt`` from ``snn-msa train``: the model is rebuilt
+            from it with its trained weights and counted beside its partner, which
+            is untrained (the twin of a spiking checkpoint: its counts are dense and
+            do not depend on weights; the spiking entry of a twin's checkpoint).
         data: an MMSA feature file, or an ``MSADataset`` already loaded; default:
             built-in synthetic data (with a checkpoint: the data the run trained on).
         dataset: dataset profile (sims, simsv2, mosi, mosei) of the data.
@@ -310,9 +315,8 @@ def energy_report(
         "model": snn_name,
         "twin": ann_name,
         "models": {
-            "snn": {"name": snn_name, "config": _config(snn), "weights": weights},
-            "ann": {"name": ann_name, "config": _config(ann),
-                    "weights": "untrained (random initialisation): a dense model's counts do not depend on its weights"},
+            "snn": {"name": snn_name, "config": _config(snn), "weights": weights["snn"]},
+            "ann": {"name": ann_name, "config": _config(ann), "weights": weights["ann"]},
         },
         "data": {
             "source": ds.source,
@@ -397,7 +401,7 @@ def assumptions(report: dict[str, Any]) -> list[str]:
         f"Data: {data}.",
         f"Spiking model {report['models']['snn']['name']}: {report['models']['snn']['weights']}.",
         f"Twin {report['models']['ann']['name']}: same architecture and overrides, every LIF the identity and "
-        "scale2 = sqrt(d); untrained, since its counts are dense and do not depend on its weights.",
+        f"scale2 = sqrt(d); {report['models']['ann']['weights']}.",
         "Not counted: data movement (45 nm estimate), the padding mask on the inputs, the masked-mean pooling before "
         "the heads, attention masking, the firing-rate and scale2 reductions, dropout (inactive in evaluation), and "
         "any backward pass (inference only, float32 on the CPU).",
