@@ -36,16 +36,21 @@ def test_unwritable_plot_is_a_clear_error(tmp_path):
     assert "could not write the plot" in result.output
 
 
-def test_checkpoint_from_train_is_counted(tmp_path):
+def train_tiny(tmp_path, model):
+    """A one-epoch run of ``model`` on a tiny MOSI-shaped file: (data file, best.pt)."""
     from snn_msa.data.synthetic import make_synthetic, write_pickle
 
     data = tmp_path / "tiny.pkl"
     write_pickle(make_synthetic("mosi", (8, 4, 4), seed=0, seq_lens=(8, 12, 10)), data)
     out = tmp_path / "run"
-    trained = CliRunner().invoke(main, ["train", "--model", "sgmt-tav", "--data", str(data), "--epochs", "1",
+    trained = CliRunner().invoke(main, ["train", "--model", model, "--data", str(data), "--epochs", "1",
                                         "--d-model", "16", "--heads", "2", "--out", str(out), "--quiet"])
     assert trained.exit_code == 0, trained.output
-    checkpoint = out / "seed-1111" / "best.pt"
+    return data, out / "seed-1111" / "best.pt"
+
+
+def test_checkpoint_from_train_is_counted(tmp_path):
+    data, checkpoint = train_tiny(tmp_path, "sgmt-tav")
     for extra in ([], ["--data", str(data)]):
         result = CliRunner().invoke(main, ["energy", "--checkpoint", str(checkpoint), "--samples", "2", "--json", *extra])
         assert result.exit_code == 0, result.output
@@ -58,15 +63,7 @@ def test_checkpoint_from_train_is_counted(tmp_path):
 
 
 def test_checkpoint_of_the_twin_says_which_side_is_trained(tmp_path):
-    from snn_msa.data.synthetic import make_synthetic, write_pickle
-
-    data = tmp_path / "tiny.pkl"
-    write_pickle(make_synthetic("mosi", (8, 4, 4), seed=0, seq_lens=(8, 12, 10)), data)
-    out = tmp_path / "run"
-    trained = CliRunner().invoke(main, ["train", "--model", "sgmt-tav-ann", "--data", str(data), "--epochs", "1",
-                                        "--d-model", "16", "--heads", "2", "--out", str(out), "--quiet"])
-    assert trained.exit_code == 0, trained.output
-    checkpoint = out / "seed-1111" / "best.pt"
+    _, checkpoint = train_tiny(tmp_path, "sgmt-tav-ann")
     result = CliRunner().invoke(main, ["energy", "--checkpoint", str(checkpoint), "--samples", "2", "--json"])
     assert result.exit_code == 0, result.output
     models = json.loads(result.output)["models"]
