@@ -118,7 +118,6 @@ def test_the_label_needs_all_three_modalities():
         assert _r2(z[:, pair], y) < all_three - 0.2
 
 
-
 def test_default_in_memory_dataset_is_small_and_says_synthetic():
     data = load_dataset()
     assert data.is_synthetic and data.profile.name == "sims"

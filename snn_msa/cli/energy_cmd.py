@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from .options import model_override_options, pop_model_overrides
-
 from snn_msa.registry import list_models
+
+from .options import model_override_options, pop_model_overrides
 
 SPLITS = ("train", "valid", "test")
 

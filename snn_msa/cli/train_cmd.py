@@ -6,10 +6,10 @@ import json
 
 import click
 
-from .options import model_override_options, pop_model_overrides
-
 from snn_msa.registry import list_models
 from snn_msa.training.settings import CLI_THREADS, DEVICES
+
+from .options import model_override_options, pop_model_overrides
 
 SPLITS = ("train", "valid", "test")
 

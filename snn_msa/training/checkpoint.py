@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-
 from ..registry import UnknownModelError, create_model
 from .errors import CheckpointError
 
@@ -49,8 +48,6 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike, kind: str)
         stream.flush()
         os.fsync(stream.fileno())
     return target
-
-
 
 
 def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
