@@ -22,6 +22,7 @@ from snn_msa.training import (
     train,
 )
 from snn_msa.training import checkpoint as ckpt_mod
+from snn_msa.training import distributed as distributed_mod
 from snn_msa.training import trainer as trainer_mod
 from snn_msa.training.results import aggregate, json_safe, mean_std
 
@@ -146,7 +147,7 @@ def test_best_epoch_is_chosen_on_validation_loss(full_run):
 
 def test_early_stopping_counts_epochs_without_improvement(tmp_path, tiny, monkeypatch):
     # Validation losses 1.0, 0.5, 0.6, 0.7, ...: best at epoch 2, patience 2 stops after epoch 4.
-    real = trainer_mod.evaluate
+    real = distributed_mod.evaluate
     scripted_losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
 
     def scripted(model, batches, device):
@@ -155,7 +156,7 @@ def test_early_stopping_counts_epochs_without_improvement(tmp_path, tiny, monkey
             result.loss = next(scripted_losses)
         return result
 
-    monkeypatch.setattr(trainer_mod, "evaluate", scripted)
+    monkeypatch.setattr(distributed_mod, "evaluate", scripted)
     results = train(settings(tmp_path, epochs=6, patience=2), dataset=tiny)
     run = results["seeds"][0]
     assert run["best_epoch"] == 2 and run["epochs_run"] == 4 and run["stopped_early"]

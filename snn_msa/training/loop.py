@@ -83,19 +83,35 @@ def train_epoch(
     device: torch.device,
     grad_clip: float = 0.0,
     on_batch: Callable[[float], None] | None = None,
+    all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainEpoch:
     """One pass of Adam over ``batches``; raises :class:`NonFiniteLossError` before a bad step.
 
     ``on_batch`` receives each batch's loss (for a progress bar).
+
+    Under torchrun (``all_sum`` sums over the ranks, ``model`` is the DDP
+    wrapper) each batch is this rank's share of a global batch and carries
+    ``samples``, ``global_samples`` and ``loss_scale`` (see
+    :mod:`snn_msa.training.distributed`): the loss is scaled so that DDP's
+    average of the gradients is the global batch's gradient, and the loss
+    checked and reported is the global batch's, equal on every rank.
     """
+    loss_of = getattr(model, "module", model).loss
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)
     samples = 0
     for index, batch in enumerate(batches):
         inputs, labels = to_device(batch, device)
         output = model(**inputs)
-        loss, _ = model.loss(output, labels)
-        value = float(loss.detach())
+        loss, _ = loss_of(output, labels)
+        if all_sum is None:
+            n = labels["M"].shape[0]
+            batch_sum = loss.detach().double() * n
+        else:
+            n = batch["global_samples"]
+            batch_sum = all_sum(loss.detach().double() * batch["samples"])
+            loss = loss * batch["loss_scale"]
+        value = float(batch_sum) / n
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the training loss is {value} at batch {index + 1}")
         optimizer.zero_grad(set_to_none=True)
@@ -103,8 +119,7 @@ def train_epoch(
         if grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        n = labels["M"].shape[0]
-        total += loss.detach().double() * n
+        total += batch_sum
         samples += n
         if on_batch is not None:
             on_batch(value)
