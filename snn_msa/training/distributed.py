@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
-from .loop import Evaluation, evaluate
+from .loop import Evaluation, activity_rates, evaluate
 from .settings import resolve_device
 
 T = TypeVar("T")
@@ -240,22 +240,29 @@ def evaluate_split(model: nn.Module, split: Any, batch_size: int, device: torch.
 
 
 def merge_evaluations(parts: Sequence[Evaluation]) -> Evaluation:
-    """One :class:`Evaluation` of consecutive parts of a split: sample-weighted means, arrays joined in order."""
+    """One :class:`Evaluation` of consecutive parts of a split: losses weighted by samples, spikes and
+    neuron-steps added up, per-sample arrays joined in order."""
     counts = np.array([len(p.predictions) for p in parts], dtype=np.float64)
-    total = counts.sum()
-    if not parts or total == 0:
+    if not parts or counts.sum() == 0:
         raise ValueError("no part holds a sample; the split needs at least one.")
 
     def mean(values: Iterable[float]) -> float:
-        return float(np.dot(np.fromiter(values, dtype=np.float64, count=len(parts)), counts) / total)
+        return float(np.dot(np.fromiter(values, dtype=np.float64, count=len(parts)), counts) / counts.sum())
 
+    activity = {name: (sum(p.activity[name][0] for p in parts), sum(p.activity[name][1] for p in parts))
+                for name in parts[0].activity}
+    firing_rates, mean_firing_rate = activity_rates(activity)
+    sample_rates = [p.sample_firing_rates for p in parts]
     return Evaluation(
         loss=mean(p.loss for p in parts),
         total_loss=mean(p.total_loss for p in parts),
         predictions=np.concatenate([p.predictions for p in parts]),
         labels=np.concatenate([p.labels for p in parts]),
-        firing_rates={name: mean(p.firing_rates[name] for p in parts) for name in parts[0].firing_rates},
+        firing_rates=firing_rates,
+        mean_firing_rate=mean_firing_rate,
+        sample_firing_rates=None if any(r is None for r in sample_rates) else np.concatenate(sample_rates),
         ids=[i for p in parts for i in p.ids],
+        activity=activity,
     )
 
 

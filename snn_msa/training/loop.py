@@ -53,6 +53,8 @@ class Evaluation:
         sample_firing_rates: each sample's firing rate, in split order (None for a
             non-spiking model).
         ids: the sample ids, in split order.
+        activity: per spiking layer, its (spikes, valid neuron-steps) totals over the
+            split, from which the rates follow (evaluations of parts of a split add up).
     """
 
     loss: float
@@ -63,6 +65,21 @@ class Evaluation:
     mean_firing_rate: float | None = None
     sample_firing_rates: np.ndarray | None = None
     ids: list = field(default_factory=list)
+    activity: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def activity_rates(activity: dict[str, tuple[float, float]]) -> tuple[dict[str, float], float | None]:
+    """Per-layer firing rates and the rate of all layers together from (spikes, valid neuron-steps) totals.
+
+    >>> activity_rates({"a": (3.0, 10.0), "b": (1.0, 30.0)})
+    ({'a': 0.3, 'b': 0.03333333333333333}, 0.1)
+    """
+    rates = {name: spikes / max(steps, 1.0) for name, (spikes, steps) in activity.items()}
+    if not activity:
+        return rates, None
+    spikes = sum(s for s, _ in activity.values())
+    steps = sum(n for _, n in activity.values())
+    return rates, spikes / max(steps, 1.0)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -159,14 +176,16 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.
         samples += n
     if samples == 0:
         raise ValueError("the split gave no batch; it needs at least one sample.")
+    activity = {name: (float(spike_sums[name]), float(step_sums[name])) for name in spike_sums}
+    firing_rates, mean_firing_rate = activity_rates(activity)
     return Evaluation(
         loss=float(l1_sum) / samples,
         total_loss=float(total_sum) / samples,
         predictions=torch.cat(preds).numpy(),
         labels=torch.cat(labels_m).numpy(),
-        firing_rates={name: float(spike_sums[name] / step_sums[name].clamp_min(1.0)) for name in spike_sums},
-        mean_firing_rate=(float(sum(spike_sums.values()) / sum(step_sums.values()).clamp_min(1.0))
-                          if spike_sums else None),
+        firing_rates=firing_rates,
+        mean_firing_rate=mean_firing_rate,
         sample_firing_rates=torch.cat(sample_rates).numpy() if sample_rates else None,
         ids=list(ids),
+        activity=activity,
     )
