@@ -36,9 +36,9 @@ from snn_msa.training.distributed import (
 )
 from snn_msa.training.loop import evaluate, to_device, train_epoch
 
-# With --batch-size 5 the 11 training samples make global batches of 5, 5 and 1;
-# two ranks take 3 + 2, 3 + 2, and 1 + a weight-0 stand-in.
-SIZES, SEQ_LENS, BATCH = (11, 5, 5), (8, 12, 10), 5
+# With --batch-size 5 each split of 11 samples makes global batches of 5, 5 and 1;
+# two ranks train on 3 + 2, 3 + 2, and 1 + a weight-0 stand-in, and score batches 0 and 2, and 1.
+SIZES, SEQ_LENS, BATCH = (11, 11, 11), (8, 12, 10), 5
 TINY = {"d_model": 16, "heads": 2, "dropout": 0.0}
 # Adam moves a weight whose gradient is near its eps (1e-8) by up to lr per step
 # on float32 rounding alone (docs/scale.md); 1e-4 keeps that below the 1e-5 asked.
