@@ -24,12 +24,14 @@ from snn_msa.data import load_dataset
 from snn_msa.data.hdf5_store import write_store
 from snn_msa.data.synthetic import make_synthetic
 from snn_msa.registry import create_model
+from snn_msa.training import distributed as distributed_mod
 from snn_msa.training import TrainingError, TrainSettings, evaluate_checkpoint, train
 from snn_msa.training.distributed import (
     SINGLE,
     ShardedBatches,
     World,
     check_world_size,
+    evaluate_split,
     merge_evaluations,
     shard,
     world_from_env,
@@ -130,6 +132,32 @@ def test_evaluations_of_consecutive_batches_merge_into_one_evaluation(tiny):
     assert merged.activity == whole.activity and merged.activity  # spikes and neuron-steps, per layer
     assert merged.firing_rates == whole.firing_rates and merged.mean_firing_rate == whole.mean_firing_rate
     np.testing.assert_array_equal(merged.sample_firing_rates, whole.sample_firing_rates)
+
+
+def test_dealt_out_evaluation_batches_come_back_once_each_in_split_order(tiny, monkeypatch):
+    model = create_model("sgmt-tav", feature_dims=tiny.feature_dims, **TINY)
+    split, device = tiny.splits["valid"], torch.device("cpu")
+    parts = {}
+
+    class Recorded(Exception):
+        pass
+
+    def gather(world, value):  # all_gather_object of two ranks, played one rank after the other
+        parts[world.rank] = value
+        if world.rank == 1:
+            raise Recorded
+        return [parts[rank] for rank in range(world.size)]
+
+    monkeypatch.setattr(distributed_mod, "gather", gather)
+    with pytest.raises(Recorded):
+        evaluate_split(model, split, BATCH, device, World(rank=1, size=2))  # rank 1 scores batch 1 of 0, 1, 2
+    merged = evaluate_split(model, split, BATCH, device, World(rank=0, size=2))
+    assert [len(parts[rank]) for rank in range(2)] == [2, 1]
+    whole = evaluate(model, split.loader(BATCH), device)
+    assert merged.ids == whole.ids == split.ids
+    np.testing.assert_array_equal(merged.predictions, whole.predictions)  # each batch scored as one process does
+    np.testing.assert_array_equal(merged.sample_firing_rates, whole.sample_firing_rates)
+    assert merged.loss == pytest.approx(whole.loss, rel=1e-12) and merged.activity == whole.activity
 
 
 def test_too_many_processes_are_refused_with_what_to_do():
