@@ -85,6 +85,16 @@ def test_sharded_batches_are_each_global_batch_split_and_weighted(tiny):
     assert stand_in["samples"] == 0 and stand_in["loss_scale"] == 0 and len(stand_in["ids"]) == 1
 
 
+def test_each_rank_reads_only_its_rows_of_an_hdf5_store(tiny_file):
+    split = load_dataset(tiny_file).splits["train"]
+    assert split.storage == "hdf5"
+    loader = split.loader(BATCH, shuffle=True, seed=7, epoch=1)
+    for rank, expected in ((0, 3 + 3 + 1), (1, 2 + 2 + 1)):  # rank 1's 1 is the stand-in of the last batch
+        before = split._features.rows_read
+        list(ShardedBatches(loader, World(rank=rank, size=2)))
+        assert split._features.rows_read - before == expected
+
+
 def _gradients(model, batches, all_sum=None) -> dict[str, torch.Tensor]:
     """The gradient train_epoch leaves after its last batch (SGD with lr 0 keeps the weights)."""
     train_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.0), torch.device("cpu"), all_sum=all_sum)
