@@ -34,6 +34,7 @@ import torch
 from .. import __version__
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
 from ..registry import UnknownModelError, create_model
+from . import distributed
 from .checkpoint import (
     cpu_state_dict,
     load_checkpoint,
@@ -44,7 +45,6 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from . import distributed
 from .data_source import data_spec, load_training_data
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
 from .loop import train_epoch
@@ -307,10 +307,8 @@ def _train_seed(
         epoch += 1
         start = time.perf_counter()
         distributed.seed_rank(world, seed, epoch)
-        batches = progress.bar(
-            distributed.train_batches(train_split.loader(recipe.batch_size, shuffle=True, seed=seed, epoch=epoch), world),
-            n_batches, f"epoch {epoch}/{recipe.max_epochs}",
-        )
+        loader = train_split.loader(recipe.batch_size, shuffle=True, seed=seed, epoch=epoch)
+        batches = progress.bar(distributed.train_batches(loader, world), n_batches, f"epoch {epoch}/{recipe.max_epochs}")
         try:
             trained = train_epoch(trained_model, batches, optimizer, device, recipe.grad_clip, all_sum=all_sum)
             valid = distributed.evaluate_split(model, valid_split, recipe.batch_size, device, world)
