@@ -34,6 +34,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int | None = None,
     threads: int | None = None,
+    allow_nonfinite: bool = False,
 ) -> dict[str, Any]:
     """Metrics of the checkpoint at ``path`` on ``split``.
 
@@ -47,6 +48,8 @@ def evaluate_checkpoint(
         batch_size: evaluation batch size (default: the one the run used, which
             reproduces its metrics exactly).
         threads: torch's CPU threads (default: the run's; 0 keeps torch's).
+        allow_nonfinite: accept data with more than the documented share of
+            non-finite cells (``snn_msa.data.nonfinite``).
 
     Returns:
         ``{"checkpoint", "model", "dataset", "data", "split", "samples", "metrics",
@@ -62,7 +65,7 @@ def evaluate_checkpoint(
     model = rebuild_model(ckpt["model"], name)
     load_weights(model, ckpt["state_dict"], name)
     dims = tuple(ckpt["model"]["feature_dims"])
-    ds = load_eval_data(ckpt["data"], data, dataset)
+    ds = load_eval_data(ckpt["data"], data, dataset, allow_nonfinite=allow_nonfinite)
     if tuple(ds.feature_dims) != dims:
         raise CheckpointError(
             f"{name}: the model was trained on feature dims {dims} (text, audio, vision) but {ds.source} has "
