@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .cleaning import KINDS, count_nonfinite, valid_cells
-from .validate import MODALITIES, Problem
+from .validate import LENGTH_KEYS, MODALITIES, Problem
 
 #: The largest share of a split's valid cells of one modality that may be non-finite without an error.
 MAX_NONFINITE_SHARE = 0.01
@@ -122,27 +122,34 @@ def judge(counts: dict[str, dict[str, NonfiniteCount]], allow: bool = False, tex
 
 def count_splits(top: Any, splits: dict[str, Any], text_key: str = "text",
                  stored_total: Any = None) -> dict[str, dict[str, NonfiniteCount]]:
-    """Counts per split and modality for the splits :func:`~snn_msa.data.validate.inspect_splits` found usable.
+    """Counts per split and modality of the splits :func:`~snn_msa.data.validate.inspect_splits` read.
 
     Args:
         top: the feature dict (or HDF5 file) the splits come from.
-        splits: ``{name: SplitInfo}``; splits with errors, or a modality whose
-            array is not a float ``[N, L, D]`` array, are left out.
+        splits: ``{name: SplitInfo}``. A modality is left out when its array is
+            not a float ``[N, L, D]`` array, or its lengths are stored but
+            unusable (the inspection reports those).
         text_key: the key of the text features.
         stored_total: ``dataset -> int | None``, the count recorded at conversion
             (HDF5 stores), so clean arrays are not read twice.
     """
     counts: dict[str, dict[str, NonfiniteCount]] = {}
+    length_keys = {"text": "text_bert", **LENGTH_KEYS}
     for name, info in splits.items():
-        if not info.ok:
-            continue
         per_modality = {}
         for modality in MODALITIES:
-            values = top[name][text_key if modality == "text" else modality]
+            key = text_key if modality == "text" else modality
+            if key not in top[name]:
+                continue
+            values, lengths = top[name][key], info.lengths.get(modality)
             if len(values.shape) != 3 or np.dtype(values.dtype).kind != "f":
                 continue
+            if lengths is None and length_keys[modality] in top[name]:
+                continue  # stored but unusable: its own error says so
+            if lengths is not None and len(lengths) != values.shape[0]:
+                continue  # sample counts disagree: their own error says so
             known = stored_total(values) if stored_total is not None else None
-            per_modality[modality] = count_modality(values, info.lengths.get(modality), known)
+            per_modality[modality] = count_modality(values, lengths, known)
         counts[name] = per_modality
     return counts
 

@@ -61,16 +61,9 @@ def evaluate_checkpoint(
     if split not in SPLITS:
         raise TrainingError(f"split must be one of {', '.join(SPLITS)}, got {split!r}.")
     name = os.fspath(path)
-    ckpt = load_checkpoint(name)
-    model = rebuild_model(ckpt["model"], name)
-    load_weights(model, ckpt["state_dict"], name)
-    dims = tuple(ckpt["model"]["feature_dims"])
+    ckpt, model = model_from_checkpoint(name)
     ds = load_eval_data(ckpt["data"], data, dataset, allow_nonfinite=allow_nonfinite)
-    if tuple(ds.feature_dims) != dims:
-        raise CheckpointError(
-            f"{name}: the model was trained on feature dims {dims} (text, audio, vision) but {ds.source} has "
-            f"{tuple(ds.feature_dims)}; give data of the kind it was trained on ({ckpt['data']['profile']}) with --data."
-        )
+    check_feature_dims(ckpt, ds, name)
     torch_device = resolve_device(device)
     model.to(torch_device)
     size = int(batch_size or ckpt["recipe"]["batch_size"])
@@ -105,6 +98,24 @@ def evaluate_checkpoint(
         "reported": reported,
         "matches_reported": None if reported is None else close_enough(json_safe(reported), safe_metrics),
     })
+
+
+def model_from_checkpoint(path: str) -> tuple[dict[str, Any], torch.nn.Module]:
+    """The checkpoint at ``path`` (read safely) and its model, rebuilt from the stored config with its weights."""
+    ckpt = load_checkpoint(path)
+    model = rebuild_model(ckpt["model"], path)
+    load_weights(model, ckpt["state_dict"], path)
+    return ckpt, model
+
+
+def check_feature_dims(ckpt: dict[str, Any], ds, name: str) -> None:
+    """Raise :class:`CheckpointError` when ``ds`` has other feature dims than the checkpoint's model takes."""
+    dims = tuple(ckpt["model"]["feature_dims"])
+    if tuple(ds.feature_dims) != dims:
+        raise CheckpointError(
+            f"{name}: the model was trained on feature dims {dims} (text, audio, vision) but {ds.source} has "
+            f"{tuple(ds.feature_dims)}; give data of the kind it was trained on ({ckpt['data']['profile']}) with --data."
+        )
 
 
 def _reported(ckpt: dict[str, Any], split: str) -> dict[str, float] | None:
