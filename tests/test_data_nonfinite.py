@@ -116,6 +116,21 @@ def test_an_all_nan_file_fails_data_check_and_train(tmp_path, suffix):
     assert accepted.exit_code == 0 and "--allow-nonfinite" in accepted.output, accepted.output
 
 
+def test_every_command_that_loads_data_refuses_it_and_accepts_it_when_allowed(tmp_path):
+    path = all_nan_file(tmp_path)
+    small = ["--d-model", "16", "--heads", "2"]
+    commands = {
+        "energy": ["energy", "--model", "sgmt-tav", "--data", str(path), "--samples", "2", *small],
+        "ablate": ["ablate", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "ablate"), *small],
+    }
+    for name, args in commands.items():
+        refused = CliRunner().invoke(main, args)
+        assert refused.exit_code == 1 and "--allow-nonfinite" in refused.output, (name, refused.output)
+        assert len(refused.output.strip().splitlines()) == 1, (name, refused.output)
+    accepted = CliRunner().invoke(main, [*commands["energy"], "--allow-nonfinite", "--json"])
+    assert accepted.exit_code == 0, accepted.output
+
+
 def test_a_few_inf_in_audio_stay_usable_and_are_reported(tmp_path):
     path = write_pickle(make_synthetic("sims", (24, 8, 8), seed=3), tmp_path / "sims.pkl")
     result = CliRunner().invoke(main, ["data", "check", str(path), "--json"])

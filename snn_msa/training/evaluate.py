@@ -2,8 +2,9 @@
 
 On the split and data a run was tested on, the metrics equal those the run
 reported: the model is rebuilt from the stored config, evaluated in eval mode
-with the batch size it was tested with (the spike-generated attention's scale
-depends on the firing rate of the whole batch), in the split's order.
+with the batch size it was tested with, in the split's order. (Each sample's
+prediction is its own, since scale2 is per sample; the same batch size keeps
+the float sums, and so the metrics, bit for bit.)
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ the epoch number) of:
 - ``valid/<metric>``: every MMSA metric of the validation split (``Mult_acc_2``,
   ``MAE``, ``Corr`` ...);
 - ``firing_rate/<layer>``: each spiking layer's firing rate on the validation
-  split (spikes over valid positions), and ``firing_rate/mean``;
+  split (spikes over valid positions), and ``firing_rate/mean``: all spikes
+  over all valid neuron-steps (the rate of the epoch line);
 - ``lr``: the optimizer's learning rate in that epoch;
 
 and, at the best epoch once training ends, ``test/<metric>`` and ``loss/test``.
@@ -41,7 +42,8 @@ class EpochLog:
         self._writer = SummaryWriter(log_dir=os.fspath(folder), purge_step=resume_from + 1 if resume_from else None)
 
     def epoch(self, epoch: int, *, train_loss: float, valid_loss: float, valid_total_loss: float,
-              metrics: dict[str, float | None], firing_rates: dict[str, float], lr: float) -> None:
+              metrics: dict[str, float | None], firing_rates: dict[str, float], mean_rate: float | None,
+              lr: float) -> None:
         """Log one finished epoch and flush, so a killed run keeps what it logged."""
         if self._writer is None:
             return
@@ -52,8 +54,7 @@ class EpochLog:
             self._scalar(f"valid/{key}", value, epoch)
         for layer, rate in firing_rates.items():
             self._scalar(f"firing_rate/{layer}", rate, epoch)
-        if firing_rates:
-            self._scalar("firing_rate/mean", sum(firing_rates.values()) / len(firing_rates), epoch)
+        self._scalar("firing_rate/mean", mean_rate, epoch)
         self._scalar("lr", lr, epoch)
         self._writer.flush()
 

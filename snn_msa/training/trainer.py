@@ -331,7 +331,8 @@ def _train_seed(
         progress.epoch(epoch, recipe.max_epochs, train_loss=trained.loss, valid_loss=valid.loss, metrics=valid_metrics,
                        keys=keys, rate=valid.mean_firing_rate, seconds=seconds, best=improved)
         log.epoch(epoch, train_loss=trained.loss, valid_loss=valid.loss, valid_total_loss=valid.total_loss,
-                  metrics=valid_metrics, firing_rates=valid.firing_rates, lr=optimizer.param_groups[0]["lr"])
+                  metrics=valid_metrics, firing_rates=valid.firing_rates, mean_rate=valid.mean_firing_rate,
+                  lr=optimizer.param_groups[0]["lr"])
 
     if best_state is None:
         raise TrainingError(f"seed {seed}: no epoch was trained (max_epochs {recipe.max_epochs}); nothing to test.")
