@@ -122,6 +122,7 @@ def test_every_command_that_loads_data_refuses_it_and_accepts_it_when_allowed(tm
     commands = {
         "energy": ["energy", "--model", "sgmt-tav", "--data", str(path), "--samples", "2", *small],
         "ablate": ["ablate", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "ablate"), *small],
+        "diagnose": ["diagnose", "--model", "sgmt-tav", "--data", str(path), *small],
     }
     for name, args in commands.items():
         refused = CliRunner().invoke(main, args)
