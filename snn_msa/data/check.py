@@ -41,11 +41,6 @@ def _nonfinite(value: Any, is_hdf5: bool) -> dict[str, int] | None:
     return {**counts, "total": sum(counts[k] for k in KINDS)}
 
 
-def _stored_total(value: Any) -> int | None:
-    counts = stored_nonfinite(value)
-    return None if counts is None else sum(counts.values())
-
-
 def check_file(path: str | os.PathLike, dataset: str | None = None, *, allow_nonfinite: bool = False) -> dict[str, Any]:
     """Check an MMSA feature pickle or HDF5 store; a JSON-ready report, never an exception for bad data.
 
@@ -77,7 +72,7 @@ def check_file(path: str | os.PathLike, dataset: str | None = None, *, allow_non
             handle = top = open_store(name)
         found = inspect_splits(top, name)
         profile = resolve_profile(found, dataset)
-        valid_counts = count_splits(top, found.splits, stored_total=_stored_total if handle is not None else None)
+        valid_counts = count_splits(top, found.splits)
         found.problems.extend(judge(valid_counts, allow_nonfinite))
         problems = found.sorted_problems()
         if profile is not None:

@@ -284,13 +284,13 @@ def _profile_or_error(name: str) -> DatasetProfile:
         raise DataError(str(err)) from None
 
 
-def _checked(top: Any, name: str, dataset: str | None, allow_nonfinite: bool, require_labels: bool = True,
-             stored_total: Callable[[Any], int | None] | None = None) -> tuple[Inspection, dict]:
+def _checked(top: Any, name: str, dataset: str | None, allow_nonfinite: bool,
+             require_labels: bool = True) -> tuple[Inspection, dict]:
     """Inspect, match the profile, count non-finite cells at valid positions; raise the first error."""
     found = inspect_splits(top, name, require_labels=require_labels)
     resolve_profile(found, dataset)
     found.raise_first_error()
-    counts = count_splits(top, found.splits, stored_total=stored_total)
+    counts = count_splits(top, found.splits)
     found.problems.extend(judge(counts, allow_nonfinite))
     found.raise_first_error()
     assert found.profile is not None and found.feature_dims is not None and found.seq_lens is not None
@@ -339,16 +339,11 @@ def _from_dict(data: Any, source: str, dataset: str | None, *, built_in: bool = 
                     storage="memory", valid_nonfinite=valid_counts, allowed=allow_nonfinite)
 
 
-def _stored_total(dataset: Any) -> int | None:
-    counts = stored_nonfinite(dataset)
-    return None if counts is None else sum(counts.values())
-
-
 def _from_store(path: str, dataset: str | None, allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
     handle = open_store(path)
     try:
         try:
-            found, valid_counts = _checked(handle, path, dataset, allow_nonfinite, require_labels, _stored_total)
+            found, valid_counts = _checked(handle, path, dataset, allow_nonfinite, require_labels)
             nonfinite = {}
             for name in found.splits:
                 group = handle[name]

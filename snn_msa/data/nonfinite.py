@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .cleaning import KINDS, count_nonfinite, valid_cells
+from .hdf5_store import stored_nonfinite
 from .validate import LENGTH_KEYS, MODALITIES, Problem
 
 #: The largest share of a split's valid cells of one modality that may be non-finite without an error.
@@ -84,14 +85,15 @@ def percent(share: float) -> str:
     return f"{share * 100:.3g}%"
 
 
-def count_modality(values: Any, lengths: np.ndarray | None, stored_total: int | None = None) -> NonfiniteCount:
-    """Count the non-finite cells of one ``[N, L, D]`` feature array at its valid positions.
+def count_modality(values: Any, lengths: np.ndarray | None) -> NonfiniteCount:
+    """Count the non-finite cells of one ``[N, L, D]`` feature array (or ``h5py.Dataset``) at its valid positions.
 
-    ``stored_total`` is the count over every cell recorded in an HDF5 store at
-    conversion; when it is 0 the array is not read again.
+    An HDF5 store records the count over every cell at conversion; when that
+    is 0 the dataset is not read again.
     """
     cells = valid_cells(tuple(values.shape), lengths)
-    if stored_total == 0:
+    stored = stored_nonfinite(values) if hasattr(values, "attrs") else None
+    if stored is not None and not sum(stored.values()):
         return NonfiniteCount(dict.fromkeys(KINDS, 0), cells)
     return NonfiniteCount(count_nonfinite(values, lengths), cells)
 
@@ -120,8 +122,7 @@ def judge(counts: dict[str, dict[str, NonfiniteCount]], allow: bool = False, tex
     return problems
 
 
-def count_splits(top: Any, splits: dict[str, Any], text_key: str = "text",
-                 stored_total: Any = None) -> dict[str, dict[str, NonfiniteCount]]:
+def count_splits(top: Any, splits: dict[str, Any], text_key: str = "text") -> dict[str, dict[str, NonfiniteCount]]:
     """Counts per split and modality of the splits :func:`~snn_msa.data.validate.inspect_splits` read.
 
     Args:
@@ -130,8 +131,6 @@ def count_splits(top: Any, splits: dict[str, Any], text_key: str = "text",
             not a float ``[N, L, D]`` array, or its lengths are stored but
             unusable (the inspection reports those).
         text_key: the key of the text features.
-        stored_total: ``dataset -> int | None``, the count recorded at conversion
-            (HDF5 stores), so clean arrays are not read twice.
     """
     counts: dict[str, dict[str, NonfiniteCount]] = {}
     length_keys = {"text": "text_bert", **LENGTH_KEYS}
@@ -148,8 +147,7 @@ def count_splits(top: Any, splits: dict[str, Any], text_key: str = "text",
                 continue  # stored but unusable: its own error says so
             if lengths is not None and len(lengths) != values.shape[0]:
                 continue  # sample counts disagree: their own error says so
-            known = stored_total(values) if stored_total is not None else None
-            per_modality[modality] = count_modality(values, lengths, known)
+            per_modality[modality] = count_modality(values, lengths)
         counts[name] = per_modality
     return counts
 
