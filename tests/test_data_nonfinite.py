@@ -141,3 +141,21 @@ def test_a_few_inf_in_audio_stay_usable_and_are_reported(tmp_path):
     assert audio["-inf"] >= 1 and audio["nan"] == 0 and 0 < audio["share"] <= MAX_NONFINITE_SHARE
     assert set(report["splits"]["train"]["nonfinite"]) == {"audio"}
     assert any(p["severity"] == "warning" and p["key"] == "audio" for p in report["problems"])
+
+
+def test_a_clean_hdf5_store_is_not_read_again_to_count(tmp_path, monkeypatch):
+    import snn_msa.data.nonfinite as nonfinite
+
+    data = finite_tiny()
+    clean = tmp_path / "clean.h5"
+    write_store(data, clean)
+    data["test"]["vision"][0, 0, 0] = np.nan
+    dirty = tmp_path / "dirty.h5"
+    write_store(data, dirty)
+    scanned = []
+    real = nonfinite.count_nonfinite
+    monkeypatch.setattr(nonfinite, "count_nonfinite", lambda values, lengths=None: scanned.append(values.name) or real(values, lengths))
+    load_dataset(clean).close()
+    assert scanned == []  # the counts recorded at conversion are 0: nothing to read
+    load_dataset(dirty, allow_nonfinite=True).close()
+    assert scanned == ["/test/vision"]
