@@ -128,7 +128,7 @@ def format_summary(report: dict[str, Any], width: int = WIDTH) -> str:
     Every line fits in ``width`` columns; the full per-layer table is :func:`format_report`.
     """
     def wrap(text: str, first: str = "", rest: str = "") -> str:
-        return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest)
+        return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False)
 
     lines = [wrap(_headline(report)), "", "Totals:"]
     lines += _aligned(_totals_cells(report), left=1, indent="  ")
