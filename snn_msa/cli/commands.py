@@ -14,8 +14,14 @@ ALL.append(data)
 from .train_cmd import eval_, train  # noqa: E402
 ALL.extend([train, eval_])
 
+from .predict_cmd import predict  # noqa: E402
+ALL.append(predict)
+
 from .energy_cmd import energy  # noqa: E402
 ALL.append(energy)
 
 from .experiments_cmd import ablate, compare, grid  # noqa: E402
 ALL.extend([grid, ablate, compare])
+
+from .diagnose_cmd import diagnose  # noqa: E402
+ALL.append(diagnose)
