@@ -232,7 +232,7 @@ def two_runs(tmp_path_factory, tiny_file):
     """The same two-epoch training in one process and under torchrun with 2 processes."""
     root = tmp_path_factory.mktemp("ddp")
     one = _one_process(tiny_file, root / "one", epochs=2)
-    done = _torchrun(*_options(tiny_file, root / "two", epochs=2))
+    done = _torchrun(*_options(tiny_file, root / "two", epochs=2), "--tensorboard", str(root / "tb"))
     assert done.returncode == 0, done.stdout + done.stderr
     return root, one, done
 
@@ -256,6 +256,7 @@ def test_rank_0_alone_prints_and_writes(two_runs):
     assert done.stdout.count("epoch 1/2") == 1 and done.stdout.count("wrote ") == 1, done.stdout
     files = sorted(str(p.relative_to(root / "two")) for p in (root / "two").rglob("*"))
     assert files == ["results.json", "seed-1111", "seed-1111/best.pt", "seed-1111/last.pt"]
+    assert len(list((root / "tb/seed-1111").glob("events.out.tfevents.*"))) == 1  # one TensorBoard writer
 
 
 @pytest.mark.slow
