@@ -188,6 +188,15 @@ def test_torchruns_variables_name_the_world():
         world_from_env({"WORLD_SIZE": "4", "RANK": "4"})
 
 
+def test_more_processes_on_a_node_than_gpus_is_refused_on_every_rank(monkeypatch):
+    monkeypatch.setattr(distributed_mod, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(TrainingError, match="2 processes on a node with 1 GPU.*at most 1 per node"):
+        distributed_mod.start("cuda")  # rank 0 has a GPU, yet says it: the only rank that prints
+
+
 # --- torchrun, 2 processes on the CPU (gloo) ---------------------------------------------------
 
 

@@ -120,9 +120,10 @@ def start(device: str) -> tuple[World, torch.device]:
 
     if chosen.type == "cuda":
         count = torch.cuda.device_count()
-        if world.local_rank >= count:
-            raise TrainingError(f"process {world.local_rank} of this node has no GPU of its own (the node has "
-                                f"{count}); start at most {count} processes per node (--nproc-per-node).")
+        per_node = max(int(os.environ.get("LOCAL_WORLD_SIZE", 0) or 0), world.local_rank + 1)
+        if per_node > count:  # every process of the node says so, rank 0 included, so the line is printed
+            raise TrainingError(f"{per_node} processes on a node with {count} GPU(s): each process needs a GPU of "
+                                f"its own; start at most {count} per node (--nproc-per-node), or use --device cpu.")
         chosen = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(chosen)
         backend = "nccl"
