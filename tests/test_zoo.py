@@ -123,7 +123,7 @@ def make_problem(n, seed):
 
 
 # The fit must beat the predict-the-mean baseline by a wide margin (see the spread over seeds
-# measured by benchmarks/zoo_fit_spread.py, in docs/model.md).
+# measured by benchmarks/zoo_fit_spread.py, in docs/testing.md).
 FIT_LIMIT = 0.6
 
 
