@@ -119,12 +119,14 @@ class _CountingFile(io.FileIO):
 
 
 def _rows_selected(dataset, selection) -> np.ndarray:
-    """The row numbers a selection touches (the first axis)."""
+    """The row numbers a selection touches (the first axis); a scalar or empty dataset has one row."""
+    if not dataset.shape:
+        return np.zeros(1, dtype=np.int64)
     if isinstance(selection, tuple):
         selection = selection[0] if selection else slice(None)
-    if selection is Ellipsis or dataset.shape == ():
+    if selection is Ellipsis:
         selection = slice(None)
-    return np.atleast_1d(np.arange(dataset.shape[0] if dataset.shape else 1)[selection])
+    return np.atleast_1d(np.arange(dataset.shape[0])[selection])
 
 
 @pytest.fixture()
