@@ -9,17 +9,21 @@
 from __future__ import annotations
 
 import ctypes
+import importlib.abc
 import math
 import shutil
 import subprocess
+import sys
+import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
-from snn_msa.neurons import ConnectedLIF, LIF, LIFParameters
+from snn_msa.neurons import ConnectedLIF, LIF, LIFParameters, connected_lif, connected_lif_cupy
 from snn_msa.neurons.connected_lif import resolve_backend
-from snn_msa.neurons.connected_lif_cupy import cupy_unavailable_reason, kernel_source
+from snn_msa.neurons.connected_lif_cupy import cupy_unavailable_reason, kernel_source, probe_case
 from snn_msa.neurons.connected_lif_torch import connected_lif_backward, connected_lif_forward
 
 CPU_BACKENDS = ["reference", "torch"]
@@ -195,6 +199,135 @@ def test_cupy_backend_without_cupy_or_gpu_is_a_clear_error():
 
 def test_auto_backend_on_cpu_is_torch():
     assert resolve_backend("auto", torch.zeros(1, 1, 1)) == "torch"
+
+
+# --- the backend check: once per process and device, one warning on fallback -------------------
+
+
+@pytest.fixture
+def fresh_backend_check():
+    """Forget the cached verdicts and warnings before and after the test."""
+    warned = set(connected_lif._FALLBACK_WARNED)
+
+    def clear():
+        connected_lif_cupy.cupy_unavailable_reason.cache_clear()
+        connected_lif_cupy.kernel_unavailable_reason.cache_clear()
+        connected_lif._FALLBACK_WARNED.clear()
+
+    clear()
+    yield
+    clear()
+    connected_lif._FALLBACK_WARNED.update(warned)
+
+
+def cuda_tensor_stub(index: int) -> SimpleNamespace:
+    """What resolve_backend reads of a CUDA tensor, without a GPU."""
+    return SimpleNamespace(is_cuda=True, device=torch.device("cuda", index))
+
+
+def fallback_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning) and "ConnectedLIF" in str(w.message)]
+
+
+class _CountingCupyBlocker(importlib.abc.MetaPathFinder):
+    """Makes ``import cupy`` fail, and counts the tries."""
+
+    def __init__(self):
+        self.tries = 0
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "cupy":
+            self.tries += 1
+            raise ImportError("No module named 'cupy' (blocked by the test)")
+        return None
+
+
+def test_failed_cupy_import_is_not_retried(fresh_backend_check, monkeypatch):
+    blocker = _CountingCupyBlocker()
+    monkeypatch.setattr(sys, "meta_path", [blocker, *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    reasons = {connected_lif_cupy.cupy_unavailable_reason() for _ in range(3)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backends = [resolve_backend("auto", cuda_tensor_stub(0)) for _ in range(3)]
+    assert backends == ["torch"] * 3
+    assert blocker.tries == 1
+    assert len(reasons) == 1 and "CuPy is not importable" in reasons.pop()
+    assert len(fallback_warnings(caught)) == 1
+
+
+@pytest.mark.parametrize(
+    "probe, reason",
+    [
+        ("raise", "the CuPy kernels failed on cuda:{index} (RuntimeError: nvrtc: error: failed to open libnvrtc-builtins"),
+        ("mismatch", "the CuPy kernels gave wrong results on cuda:{index} (float32 spikes differ"),
+    ],
+)
+def test_auto_falls_back_to_torch_once_per_device_with_one_warning(fresh_backend_check, monkeypatch, probe, reason):
+    probed = []
+
+    def failing_probe(device):
+        probed.append(device.index)
+        if probe == "raise":
+            raise RuntimeError("nvrtc: error: failed to open libnvrtc-builtins.so.13.0\nmore lines of the log")
+        return "float32 spikes differ from the torch backend"
+
+    monkeypatch.setattr(connected_lif_cupy, "cupy_unavailable_reason", lambda: None)
+    monkeypatch.setattr(connected_lif_cupy, "_probe_kernels", failing_probe)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backends = [resolve_backend("auto", cuda_tensor_stub(i)) for i in (0, 0, 1, 0, 1)]
+    assert backends == ["torch"] * 5
+    assert probed == [0, 1]  # compiled and checked once per device
+    messages = fallback_warnings(caught)
+    assert len(messages) == 2
+    for index, message in zip((0, 1), messages):
+        assert reason.format(index=index) in message and "backend='torch'" in message
+    with pytest.raises(RuntimeError, match="backend='cupy' cannot run: the CuPy kernels"):
+        resolve_backend("cupy", cuda_tensor_stub(0))
+    assert probed == [0, 1]
+
+
+def test_auto_picks_cupy_when_the_kernels_pass_the_check(fresh_backend_check, monkeypatch):
+    probed = []
+    monkeypatch.setattr(connected_lif_cupy, "cupy_unavailable_reason", lambda: None)
+    monkeypatch.setattr(connected_lif_cupy, "_probe_kernels", lambda device: probed.append(device.index))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [resolve_backend(b, cuda_tensor_stub(0)) for b in ("auto", "cupy", "auto")] == ["cupy"] * 3
+    assert probed == [0] and fallback_warnings(caught) == []
+
+
+@pytest.mark.parametrize(
+    "dtype, kernel_dtype",
+    [(torch.float16, torch.float32), (torch.bfloat16, torch.float32), (torch.float32, torch.float32),
+     (torch.float64, torch.float64)],
+)
+def test_omega_reaches_the_cupy_kernel_unrounded(monkeypatch, dtype, kernel_dtype):
+    seen = []
+
+    class Recorder:
+        @staticmethod
+        def apply(x, omega, params):
+            seen.append(omega)
+            return (x > 0).to(x.dtype)
+
+    monkeypatch.setattr(connected_lif, "resolve_backend", lambda backend, x: "cupy")
+    monkeypatch.setattr(connected_lif_cupy, "ConnectedLIFCupyFunction", Recorder)
+    model = ConnectedLIF(8, strength=0.1, seed=0)  # a float32 module (as under autocast)
+    model(torch.randn(3, 2, 8).to(dtype))
+    (omega,) = seen
+    assert omega.dtype == kernel_dtype
+    assert torch.equal(omega, model.omega.to(kernel_dtype))
+
+
+def test_probe_case_fires_both_ways_far_from_the_threshold():
+    p = LIFParameters()
+    x, omega, _ = probe_case(torch.float64)
+    spikes, charged = connected_lif_forward(x, omega, p)
+    assert spikes[0].sum() == 20 and spikes[0, 0, :32].sum() < 20  # fired in both warps of the block
+    assert 0 < spikes[1].sum() < x.shape[-1]  # the recurrence decides step 1 both ways
+    assert (charged - p.v_threshold).abs().min() >= 0.25 - 1e-12
 
 
 # --- the CUDA kernels without a GPU -------------------------------------------------------------
