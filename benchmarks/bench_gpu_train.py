@@ -11,6 +11,12 @@ time limit. The first epoch carries one-off costs (CuPy's NVRTC compile,
 SpikingJelly's Triton compile, cuDNN's choices); the figures are of the fastest
 later epoch, and the first is reported apart.
 
+SpikingJelly runs its LIF on CUDA through Triton when Triton imports. When a
+spiking case fails with Triton in its traceback, it is run once more with
+``SJ_LIF_CUDA_IMPLEMENTATION=torch`` (SpikingJelly's torch reference loop), so the
+comparison of the connected neuron's backends still comes out; the row says so
+(``sj_lif``) and keeps the first error (``first_error``).
+
 A case that fails or runs out of time is kept with its error and the others still
 run. The JSON file is rewritten after every case, so a run stopped early
 (``timeout -s INT``) leaves every result it got. Exit status 1 when any case
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -63,17 +70,24 @@ def last_line(text: str) -> str:
     return lines[-1][:400] if lines else "(no output)"
 
 
-def run_case(model: str, backend: str | None, args: argparse.Namespace, timeout: float) -> dict:
-    """One case in a fresh process: its measurements, or ``error`` when it failed or timed out."""
-    row: dict = {"model": model, "backend": backend}
+def run_case(model: str, backend: str | None, args: argparse.Namespace, timeout: float, sj_lif: str = "auto") -> dict:
+    """One case in a fresh process: its measurements, or ``error`` when it failed or timed out.
+
+    ``sj_lif`` is SpikingJelly's choice of LIF implementation on CUDA (``auto``: its own, Triton first).
+    """
+    row: dict = {"model": model, "backend": backend, "sj_lif": sj_lif}
+    env = dict(os.environ)
+    if sj_lif != "auto":
+        env["SJ_LIF_CUDA_IMPLEMENTATION"] = sj_lif
     start = time.perf_counter()
     try:
-        done = subprocess.run(case_command(model, backend, args), capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(case_command(model, backend, args), capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         row["error"] = f"timed out after {timeout:.0f} s"
     else:
         if done.returncode != 0:
             row["error"] = f"exit {done.returncode}: {last_line(done.stderr or done.stdout)}"
+            row["triton_in_traceback"] = "triton" in done.stderr.lower()
         else:
             measured = json.loads(last_line(done.stdout))
             measured.pop("backend", None)
@@ -85,14 +99,17 @@ def run_case(model: str, backend: str | None, args: argparse.Namespace, timeout:
 
 
 def ratios(rows: list[dict]) -> dict[str, float]:
-    """Epoch-time ratios between the cases that ran."""
-    epoch = {(r["model"], r["backend"]): r["epoch_s"] for r in rows if "error" not in r}
-    pairs = {
-        "torch_backend_over_cupy_backend": (("sgmt-tav", "torch"), ("sgmt-tav", "cupy")),
-        "cupy_backend_over_twin": (("sgmt-tav", "cupy"), ("sgmt-tav-ann", None)),
-        "torch_backend_over_twin": (("sgmt-tav", "torch"), ("sgmt-tav-ann", None)),
-    }
-    return {name: epoch[a] / epoch[b] for name, (a, b) in pairs.items() if a in epoch and b in epoch}
+    """Epoch-time ratios between the cases that ran (the two backends only on the same SpikingJelly LIF)."""
+    ran = {(r["model"], r["backend"]): r for r in rows if "error" not in r}
+    cupy, torch_, twin = ran.get(("sgmt-tav", "cupy")), ran.get(("sgmt-tav", "torch")), ran.get(("sgmt-tav-ann", None))
+    found = {}
+    if cupy and torch_ and cupy["sj_lif"] == torch_["sj_lif"]:
+        found["torch_backend_over_cupy_backend"] = torch_["epoch_s"] / cupy["epoch_s"]
+    if cupy and twin:
+        found["cupy_backend_over_twin"] = cupy["epoch_s"] / twin["epoch_s"]
+    if torch_ and twin:
+        found["torch_backend_over_twin"] = torch_["epoch_s"] / twin["epoch_s"]
+    return found
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -128,6 +145,12 @@ def run(args: argparse.Namespace) -> dict:
             else:
                 print(f"  training {model} ({backend or 'no spiking neuron'}) ...", file=sys.stderr, flush=True)
                 row = run_case(model, backend, args, timeout)
+                retry_timeout = min(args.case_timeout, deadline - time.perf_counter())
+                if backend and row.get("triton_in_traceback") and retry_timeout >= 10:
+                    print(f"  again with SpikingJelly's torch LIF: {row['error']}", file=sys.stderr, flush=True)
+                    first_error = row["error"]
+                    row = run_case(model, backend, args, retry_timeout, sj_lif="torch")
+                    row["first_error"] = first_error
             result["rows"].append(row)
             save()
         result["complete"] = True
@@ -143,16 +166,17 @@ def table(result: dict) -> str:
         f"{result['train_size']} train + {result['valid_size']} valid samples, batch {result['batch_size']}, "
         f"{result['epochs']} epochs per case (fastest after the first reported)",
         "",
-        "| model | backend | epoch s | train s | valid s | train ms/batch | first epoch s | peak MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | backend | SpikingJelly LIF | epoch s | train s | valid s | train ms/batch | first epoch s | peak MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
-        name = f"| {r['model']} | {r['backend'] or '-'} |"
+        name = f"| {r['model']} | {r['backend'] or '-'} | {r.get('sj_lif', 'auto') if r['backend'] else '-'} |"
         if "error" in r:
             lines.append(f"{name} FAILED: {r['error']} | | | | | |")
         else:
             lines.append(f"{name} {r['epoch_s']:.2f} | {r['train_s']:.2f} | {r['valid_s']:.2f} | "
                          f"{r['train_ms_per_batch']:.0f} | {r['first_epoch_s']:.1f} | {r['peak_mib']:.0f} |")
+    lines += [f"first try of {r['model']} ({r['backend']}) failed: {r['first_error']}" for r in result["rows"] if "first_error" in r]
     lines += [""] + [f"{name}: {value:.2f}" for name, value in result["ratios"].items()]
     if "error" in result:
         lines += ["", f"NOT COMPLETE: {result['error']}"]

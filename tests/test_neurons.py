@@ -423,6 +423,23 @@ def emulated_kernels(tmp_path_factory):
     return ctypes.CDLL(str(library))
 
 
+def emulate(kernels, x, omega, grad_spikes, p: LIFParameters, threads: int):
+    """Forward and backward of the emulated kernels: ``(spikes, U, grad_x)``."""
+    T, B, F = x.shape
+    spikes, charged, grad_x = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    D = ctypes.c_double
+    omega_t = omega.t().contiguous()
+    kernels.run_forward(
+        ptr(x), ptr(omega_t), ptr(spikes), ptr(charged), T, B, F, threads, D(p.tau), D(p.v_threshold), D(p.v_rest)
+    )
+    kernels.run_backward(
+        ptr(grad_spikes), ptr(charged), ptr(omega), ptr(grad_x), T, B, F, threads,
+        D(p.tau), D(p.v_threshold), D(p.v_rest), D(p.alpha / 2), D(math.pi / 2 * p.alpha),
+    )
+    return spikes, charged, grad_x
+
+
 @pytest.mark.parametrize(
     "T, B, F, threads",
     [(20, 2, 40, 64), (15, 2, 70, 32), (30, 3, 33, 32), (12, 1, 100, 64)],
@@ -434,18 +451,7 @@ def test_cuda_kernels_emulated_on_cpu_threads_match_torch_backend(emulated_kerne
     x = sequence(T, B, F)
     omega = torch.randn(F, F, dtype=torch.float64) * strength
     grad_spikes = torch.randn(T, B, F, dtype=torch.float64)
-    spikes, charged = torch.empty_like(x), torch.empty_like(x)
-    grad_x = torch.empty_like(x)
-    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
-    D = ctypes.c_double
-    omega_t = omega.t().contiguous()
-    emulated_kernels.run_forward(
-        ptr(x), ptr(omega_t), ptr(spikes), ptr(charged), T, B, F, threads, D(p.tau), D(p.v_threshold), D(p.v_rest)
-    )
-    emulated_kernels.run_backward(
-        ptr(grad_spikes), ptr(charged), ptr(omega), ptr(grad_x), T, B, F, threads,
-        D(p.tau), D(p.v_threshold), D(p.v_rest), D(p.alpha / 2), D(math.pi / 2 * p.alpha),
-    )
+    spikes, charged, grad_x = emulate(emulated_kernels, x, omega, grad_spikes, p, threads)
     expected_spikes, expected_charged = connected_lif_forward(x, omega, p)
     expected_grad = connected_lif_backward(grad_spikes, expected_charged, omega, p)
     assert torch.equal(spikes, expected_spikes)
@@ -453,6 +459,15 @@ def test_cuda_kernels_emulated_on_cpu_threads_match_torch_backend(emulated_kerne
     tolerance = 0.0 if strength == 0.0 else 1e-13
     torch.testing.assert_close(charged, expected_charged, rtol=0, atol=tolerance)
     torch.testing.assert_close(grad_x, expected_grad, rtol=0, atol=tolerance)
+
+
+def test_backend_check_probe_passes_on_the_emulated_kernels(emulated_kernels):
+    p = LIFParameters()
+    x, omega, grad_spikes = probe_case(torch.float64)
+    spikes, charged, grad_x = emulate(emulated_kernels, x, omega, grad_spikes, p, threads=64)
+    expected_spikes, expected_charged = connected_lif_forward(x, omega, p)
+    assert torch.equal(spikes, expected_spikes)
+    torch.testing.assert_close(grad_x, connected_lif_backward(grad_spikes, expected_charged, omega, p), rtol=1e-5, atol=1e-6)
 
 
 # --- on a GPU -------------------------------------------------------------------------------------
@@ -498,21 +513,99 @@ def test_cupy_strength_zero_equals_spikingjelly_lif_on_gpu():
 @pytest.mark.gpu
 def test_auto_backend_picks_cupy_on_cuda():
     x = sequence(20, 2, 16, torch.float32, "cuda")
+    assert connected_lif_cupy.kernel_unavailable_reason(x.device.index or 0) is None
     assert resolve_backend("auto", x) == "cupy"
     model = connected(16, "auto", torch.float32, "cuda", strength=0.1)
     assert torch.equal(model(x), connected(16, "cupy", torch.float32, "cuda", strength=0.1)(x))
 
 
 @pytest.mark.gpu
-def test_cupy_runs_on_the_current_stream():
-    x, w = sequence(200, 4, 64, device="cuda"), torch.randn(200, 4, 64, dtype=torch.float64, device="cuda")
-    expected = run(connected(64, "cupy", device="cuda", strength=0.1), x, w)
+def test_auto_falls_back_to_torch_when_the_kernels_do_not_compile(fresh_backend_check, monkeypatch):
+    import cupy
+
+    def broken_kernels(dtype):
+        return tuple(cupy.RawKernel("this is not CUDA", name) for name in ("connected_lif_forward", "connected_lif_backward"))
+
+    monkeypatch.setattr(connected_lif_cupy, "_kernels", broken_kernels)
+    x = sequence(30, 2, 16, torch.float32, "cuda")
+    model = connected(16, "auto", torch.float32, "cuda", strength=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = model(x), model(x)
+    messages = fallback_warnings(caught)
+    assert len(messages) == 1 and "the CuPy kernels failed on cuda:" in messages[0]
+    expected = connected(16, "torch", torch.float32, "cuda", strength=0.1)(x)
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    with pytest.raises(RuntimeError, match="backend='cupy' cannot run: the CuPy kernels failed"):
+        connected(16, "cupy", torch.float32, "cuda", strength=0.1)(x)
+
+
+@pytest.fixture
+def launch_streams(monkeypatch) -> list[int]:
+    """The raw CUDA stream of every kernel launch from here on, in order."""
+    import cupy
+
+    streams: list[int] = []
+    real_kernels = connected_lif_cupy._kernels
+
+    class Spy:
+        def __init__(self, kernel):
+            self._kernel = kernel
+
+        def __getattr__(self, name):
+            return getattr(self._kernel, name)
+
+        def __call__(self, *args, **kwargs):
+            streams.append((kwargs["stream"] if "stream" in kwargs else cupy.cuda.get_current_stream()).ptr)
+            return self._kernel(*args, **kwargs)
+
+    monkeypatch.setattr(connected_lif_cupy, "_kernels", lambda dtype: tuple(Spy(k) for k in real_kernels(dtype)))
+    return streams
+
+
+#: About 0.1 s of a spinning kernel: long enough that a launch on another stream would run before it ends.
+SLEEP_CYCLES = 200_000_000
+
+
+@pytest.mark.gpu
+def test_cupy_launches_on_the_current_stream_behind_its_queued_work(launch_streams):
+    T, B, F = 300, 4, 64
+    x, w = sequence(T, B, F, device="cuda"), torch.randn(T, B, F, dtype=torch.float64, device="cuda")
+    expected = run(connected(F, "cupy", device="cuda", strength=0.1), x, w)  # on the default stream
+    model = connected(F, "cupy", device="cuda", strength=0.1)
+    x_late, w_late = torch.full_like(x, -5.0), torch.zeros_like(w)  # what a launch that ran too early would read
     side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
+    torch.cuda.synchronize()
+    launch_streams.clear()
     with torch.cuda.stream(side):
-        got = run(connected(64, "cupy", device="cuda", strength=0.1), x, w)
-    torch.cuda.current_stream().wait_stream(side)
+        torch.cuda._sleep(SLEEP_CYCLES)
+        x_late.copy_(x)
+        x_late.requires_grad_(True)
+        spikes = model(x_late)
+        torch.cuda._sleep(SLEEP_CYCLES)
+        w_late.copy_(w)
+        (spikes * w_late).sum().backward()
+        got = spikes.detach().clone(), x_late.grad.clone()
+    torch.cuda.synchronize()
+    assert side.cuda_stream != torch.cuda.default_stream().cuda_stream
+    assert launch_streams == [side.cuda_stream] * 2  # forward and backward, on the stream that was current
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+@pytest.mark.gpu
+def test_cupy_runs_on_the_inputs_device_with_its_current_stream(launch_streams):
+    if torch.cuda.device_count() < 2:
+        pytest.skip("only one CUDA device: the second-GPU case needs two")
+    x, w = sequence(100, 3, 64, device="cuda:0"), torch.randn(100, 3, 64, dtype=torch.float64, device="cuda:0")
+    expected = run(connected(64, "cupy", device="cuda:0", strength=0.1), x, w)
+    assert connected_lif_cupy.kernel_unavailable_reason(1) is None  # the check of device 1, before counting launches
+    launch_streams.clear()
+    with torch.cuda.device(0):
+        got = run(connected(64, "cupy", device="cuda:1", strength=0.1), x.to("cuda:1"), w.to("cuda:1"))
+        assert torch.cuda.current_device() == 0
+    assert launch_streams == [torch.cuda.current_stream(1).cuda_stream] * 2
+    assert got[0].device == torch.device("cuda", 1) and got[1].device == torch.device("cuda", 1)
+    assert torch.equal(got[0].cpu(), expected[0].cpu()) and torch.equal(got[1].cpu(), expected[1].cpu())
 
 
 @pytest.mark.gpu
@@ -526,6 +619,41 @@ def test_cupy_any_width(features):
     torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-10)
 
 
+#: Wide layers (F = 256: eight warps; 768: BERT's width), a full batch of 64 rows, a single step.
+GPU_EDGE_SHAPES = [(1, 64, 256), (40, 64, 256), (20, 8, 768), (1, 3, 768), (60, 64, 64)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_EDGE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_cupy_wide_layers_full_batches_and_one_step(shape):
+    x, w = sequence(*shape, device="cuda"), torch.randn(*shape, dtype=torch.float64, device="cuda")
+    ref_spikes, ref_grad = run(connected(shape[-1], "reference", device="cuda", strength=0.05), x, w)
+    spikes, grad = run(connected(shape[-1], "cupy", device="cuda", strength=0.05), x, w)
+    assert ref_spikes.sum() > 0
+    assert torch.equal(spikes, ref_spikes)
+    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", ["transposed-from-batch-major", "every-other-feature"])
+def test_cupy_non_contiguous_inputs_and_gradients(layout):
+    T, B, F = 30, 5, 48
+    if layout == "transposed-from-batch-major":  # how a model hands over a [B, L, d] sequence
+        base = sequence(T, B, F, device="cuda").transpose(0, 1).contiguous().requires_grad_(True)
+        view = lambda t: t.transpose(0, 1)  # noqa: E731
+    else:
+        base = sequence(T, B, 2 * F, device="cuda").requires_grad_(True)
+        view = lambda t: t[..., ::2]  # noqa: E731
+    x = view(base)
+    w = torch.randn(B, T, F, dtype=torch.float64, device="cuda").transpose(0, 1)  # a strided upstream gradient
+    assert not x.is_contiguous() and not w.is_contiguous()
+    spikes = connected(F, "cupy", device="cuda", strength=0.1)(x)
+    (spikes * w).sum().backward()
+    ref_spikes, ref_grad = run(connected(F, "reference", device="cuda", strength=0.1), x.detach().contiguous(), w.contiguous())
+    assert torch.equal(spikes.detach(), ref_spikes)
+    torch.testing.assert_close(view(base.grad), ref_grad, rtol=0, atol=1e-10)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cupy_half_precision_runs_in_float32(dtype):
@@ -533,3 +661,20 @@ def test_cupy_half_precision_runs_in_float32(dtype):
     spikes = connected(32, "cupy", dtype, "cuda", strength=0.1)(x)
     spikes.sum().backward()
     assert spikes.dtype == dtype and x.grad.dtype == dtype and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cupy_half_inputs_keep_omega_in_float32(dtype):
+    T, B, F = 400, 16, 256
+    model = connected(F, "cupy", torch.float32, "cuda", strength=0.1)  # a float32 module, as under autocast
+    x, w = sequence(T, B, F, dtype, "cuda"), torch.randn(T, B, F, device="cuda").to(dtype)
+    spikes, grad = run(model, x, w)
+    expected_spikes, expected_grad = run(model, x.float(), w.float())
+    assert spikes.dtype == dtype and grad.dtype == dtype
+    assert torch.equal(spikes.float(), expected_spikes)
+    assert torch.equal(grad, expected_grad.to(dtype))
+    # At this size the test can tell: omega rounded to the input's dtype changes the spikes.
+    rounded = connected(F, "cupy", torch.float32, "cuda", strength=0.1)
+    rounded.omega.copy_(rounded.omega.to(dtype).float())
+    assert not torch.equal(rounded(x.float()), expected_spikes)
