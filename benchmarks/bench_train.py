@@ -73,7 +73,7 @@ def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {
         "model": model_name,
-        "backend": model.config.backend if model.config.spiking else None,
+        "backend": model.config.neuron.backend if model.config.spiking else None,
         "device": device_name,
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
         "threads": threads,
