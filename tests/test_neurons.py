@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import importlib.abc
+import importlib.util
 import math
 import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -345,6 +347,38 @@ def test_cuda_kernels_compile_with_nvcc(dtype, tmp_path):
     assert result.returncode == 0, result.stderr
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry connected_lif_forward" in ptx and ".entry connected_lif_backward" in ptx
+
+
+def find_libnvrtc() -> Path | None:
+    """NVRTC from a pip wheel (``nvidia-cuda-nvrtc``, under the ``nvidia`` namespace), else None."""
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for path in sorted(Path(root).glob("*/lib/libnvrtc.so.*")):
+            if ".alt." not in path.name:
+                return path
+    return None
+
+
+@pytest.mark.skipif(find_libnvrtc() is None, reason="no NVRTC library (pip install nvidia-cuda-nvrtc)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_kernels_compile_with_nvrtc(dtype):
+    # What CuPy does at the first launch, without a GPU: NVRTC compiles the source for sm_90.
+    library = find_libnvrtc()
+    for builtins in library.parent.glob("libnvrtc-builtins.so.*"):  # found by name at compile time
+        if ".alt." not in builtins.name:
+            ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)
+    nvrtc = ctypes.CDLL(str(library))
+    program = ctypes.c_void_p()
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), kernel_source(dtype).encode(), b"k.cu", 0, None, None) == 0
+    options = [b"--fmad=false", b"-arch=sm_90"]
+    result = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    nvrtc.nvrtcGetProgramLog(program, log)
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+    assert result == 0, log.value.decode()
+    assert log.value.decode().strip() == ""  # not even a warning
 
 
 # The kernels compiled as C++, one std::thread per CUDA thread, barriers for __syncthreads and
