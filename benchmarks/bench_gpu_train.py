@@ -112,6 +112,14 @@ def ratios(rows: list[dict]) -> dict[str, float]:
     return found
 
 
+def summary_line(result: dict) -> str:
+    """One line: seconds per epoch of each case (or that it failed), and the ratios."""
+    cases = [f"{r['model']}{'/' + r['backend'] if r['backend'] else ''} "
+             + (f"{r['epoch_s']:.2f} s" if "error" not in r else "failed") for r in result["rows"]]
+    ratios_text = ", ".join(f"{name} {value:.2f}" for name, value in result["ratios"].items())
+    return "epoch: " + (", ".join(cases) or "no case ran") + (f"; {ratios_text}" if ratios_text else "")
+
+
 def run(args: argparse.Namespace) -> dict:
     """Run every case in order; the result so far is written to ``--json`` after each case."""
     from snn_msa.atomic import write_atomic
@@ -126,6 +134,7 @@ def run(args: argparse.Namespace) -> dict:
     def save() -> None:
         result["ratios"] = ratios(result["rows"])
         result["failed_rows"] = sum("error" in r for r in result["rows"])
+        result["summary"] = summary_line(result)
         if args.json_ is not None:
             write_atomic(args.json_, json.dumps(result, indent=2) + "\n")
 

@@ -173,6 +173,19 @@ def add_speedups(rows: list[dict]) -> None:
         row["forward_backward_speedup"] = ref["forward_backward_ms"] / row["forward_backward_ms"] if timed else None
 
 
+def summary_line(result: dict) -> str:
+    """One line: rows run and failed, and the cupy speed-ups over the torch backend (forward + backward)."""
+    rows = result["rows"]
+    line = f"{len(rows)} rows, {result['failed_rows']} failed"
+    speedups = []
+    for r in rows:
+        torch_row = next((t for t in rows if t["neuron"] == "torch" and "error" not in t
+                          and (t["T"], t["B"], t["F"]) == (r["T"], r["B"], r["F"])), None)
+        if r["neuron"] == "cupy" and "error" not in r and torch_row is not None:
+            speedups.append(f"{r['T']}x{r['B']}x{r['F']} {torch_row['forward_backward_ms'] / r['forward_backward_ms']:.1f}")
+    return line + (f"; cupy fwd+bwd speed-up over torch: {', '.join(speedups)}" if speedups else "")
+
+
 def run(args: argparse.Namespace) -> dict:
     """Time every row; the result (rows so far) is written to ``--json`` after each row."""
     if args.threads is not None:
@@ -197,6 +210,7 @@ def run(args: argparse.Namespace) -> dict:
     def save() -> None:
         add_speedups(rows)
         result["failed_rows"] = sum("error" in r for r in rows)
+        result["summary"] = summary_line(result)
         result["load_average_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         if args.json_ is not None:
             write_atomic(args.json_, json.dumps(result, indent=2) + "\n")

@@ -82,6 +82,10 @@ timed() {  # timed CAP COMMAND...: run with a limit; SIGINT first, so Python wri
     timeout -s INT -k 20 "$seconds" "$@"
 }
 
+summary_of() {  # summary_of FILE: the "summary" line of a benchmark's JSON, or "no results"
+    "$python" -c "import json, sys; print(json.load(open(sys.argv[1]))['summary'])" "$1" 2>/dev/null || echo "no results"
+}
+
 verdict() {  # verdict RC: ok, or why not
     case "$1" in
         0) echo ok ;;
@@ -196,12 +200,14 @@ note "gpu tests" "$(verdict $rc)" "$counts"
 
 echo "== neuron benchmark ($((SECONDS - start)) s so far)"
 timed 100 "$python" benchmarks/bench_neurons.py --device cuda --repeat 5 --json "$out/bench_neurons_cuda.json"
-note "neuron benchmark" "$(verdict $?)"
+rc=$?
+note "neuron benchmark" "$(verdict $rc)" "$(summary_of "$out/bench_neurons_cuda.json")"
 
 echo "== training benchmark ($((SECONDS - start)) s so far)"
 budget=$(( $(limit 200) - 15 ))
 timed 200 "$python" benchmarks/bench_gpu_train.py --device cuda --epochs 2 --train-size 512 --valid-size 128 \
     --case-timeout 100 --budget "$budget" --json "$out/bench_gpu_train.json"
-note "training benchmark" "$(verdict $?)"
+rc=$?
+note "training benchmark" "$(verdict $rc)" "$(summary_of "$out/bench_gpu_train.json")"
 
 finish

@@ -70,7 +70,7 @@ def test_bench_neurons_keeps_a_failing_row_and_the_others(tmp_path, monkeypatch,
     assert rows["torch"]["error"].endswith("a compile error with a log")
     assert rows["torch"]["forward_speedup"] is None
     assert rows["spikingjelly"]["forward_ms"] > 0 and rows["reference"]["forward_speedup"] == 1.0
-    assert result["complete"] and result["failed_rows"] == 1
+    assert result["complete"] and result["failed_rows"] == 1 and result["summary"] == "4 rows, 1 failed"
     table = capsys.readouterr().out
     assert "| 4x1x3 | torch | 1 | FAILED: RuntimeError" in table and "1 of 4 rows FAILED" in table
 
@@ -98,6 +98,16 @@ def test_bench_neurons_on_cuda_without_cuda_fails_with_a_result(tmp_path, monkey
     assert bench.main(["--device", "cuda", "--json", str(tmp_path / "n.json")]) == 1
     result = json.loads((tmp_path / "n.json").read_text())
     assert result["error"] == "--device cuda: torch sees no CUDA device" and not result["complete"]
+
+
+def test_bench_neurons_summary_gives_the_cupy_speedups_over_torch():
+    bench = load_benchmark("bench_neurons")
+    shape = {"T": 50, "B": 64, "F": 128}
+    rows = [{"neuron": "torch", **shape, "forward_backward_ms": 30.0},
+            {"neuron": "cupy", **shape, "forward_backward_ms": 2.0},
+            {"neuron": "cupy", "T": 1, "B": 1, "F": 1, "error": "RuntimeError: no"}]
+    assert bench.summary_line({"rows": rows, "failed_rows": 1}) == (
+        "3 rows, 1 failed; cupy fwd+bwd speed-up over torch: 50x64x128 15.0")
 
 
 def test_bench_neurons_on_cuda_always_has_a_cupy_row():
@@ -136,6 +146,8 @@ def test_bench_gpu_train_keeps_going_and_retries_a_triton_failure(tmp_path, monk
     assert "error" not in cupy and torch_row["error"] == "timed out after 100 s" and "error" not in twin
     assert result["ratios"] == {"cupy_backend_over_twin": 2.0}
     assert result["complete"] and result["failed_rows"] == 1
+    assert result["summary"] == ("epoch: sgmt-tav/cupy 4.00 s, sgmt-tav/torch failed, sgmt-tav-ann 2.00 s; "
+                                 "cupy_backend_over_twin 2.00")
     assert "FAILED: timed out after 100 s" in capsys.readouterr().out
 
 
