@@ -2,7 +2,7 @@
 # The GPU check: the one command to run on a GPU machine. It tests the CuPy kernel
 # there and answers the performance questions in one call that ends within about
 # 9 minutes by construction (every step has a time limit inside one overall budget
-# of 510 s; no GPU has run it yet, so there is no measured time to give).
+# of 480 s; no GPU has run it yet, so there is no measured time to give).
 #
 # The machine it is made for has PyTorch with CUDA 13 and cupy-cuda13x as `python3`
 # (Python 3.12), but no SpikingJelly and no network: files reach it only as the
@@ -33,7 +33,7 @@
 # the backend check failed, a benchmark row failed, or a step ran out of time; 2 when
 # the set-up failed (no .whl/ with what `python3` lacks).
 #
-# Environment: PYTHON (default python3), OUT, GPU_CHECK_BUDGET_S (default 510: the
+# Environment: PYTHON (default python3), OUT, GPU_CHECK_BUDGET_S (default 480: the
 # seconds all steps may take together).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -45,7 +45,7 @@ out="$(cd "$out" && pwd)"
 python="${PYTHON:-python3}"
 exec > >(tee "$out/gpu_check.log") 2>&1
 start=$SECONDS
-deadline=$((start + ${GPU_CHECK_BUDGET_S:-510}))
+deadline=$((start + ${GPU_CHECK_BUDGET_S:-480}))
 status=0
 summary=()
 
