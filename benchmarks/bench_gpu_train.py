@@ -117,7 +117,8 @@ def summary_line(result: dict) -> str:
     cases = [f"{r['model']}{'/' + r['backend'] if r['backend'] else ''} "
              + (f"{r['epoch_s']:.2f} s" if "error" not in r else "failed") for r in result["rows"]]
     ratios_text = ", ".join(f"{name} {value:.2f}" for name, value in result["ratios"].items())
-    return "epoch: " + (", ".join(cases) or "no case ran") + (f"; {ratios_text}" if ratios_text else "")
+    line = "epoch: " + (", ".join(cases) or "no case ran") + (f"; {ratios_text}" if ratios_text else "")
+    return line + (f"; {result['error']}" if "error" in result else "")
 
 
 def run(args: argparse.Namespace) -> dict:

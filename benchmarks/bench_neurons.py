@@ -183,7 +183,8 @@ def summary_line(result: dict) -> str:
                           and (t["T"], t["B"], t["F"]) == (r["T"], r["B"], r["F"])), None)
         if r["neuron"] == "cupy" and "error" not in r and torch_row is not None:
             speedups.append(f"{r['T']}x{r['B']}x{r['F']} {torch_row['forward_backward_ms'] / r['forward_backward_ms']:.1f}")
-    return line + (f"; cupy fwd+bwd speed-up over torch: {', '.join(speedups)}" if speedups else "")
+    line += f"; cupy fwd+bwd speed-up over torch: {', '.join(speedups)}" if speedups else ""
+    return line + (f"; {result['error']}" if "error" in result else "")
 
 
 def run(args: argparse.Namespace) -> dict:

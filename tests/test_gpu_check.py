@@ -98,6 +98,7 @@ def test_bench_neurons_on_cuda_without_cuda_fails_with_a_result(tmp_path, monkey
     assert bench.main(["--device", "cuda", "--json", str(tmp_path / "n.json")]) == 1
     result = json.loads((tmp_path / "n.json").read_text())
     assert result["error"] == "--device cuda: torch sees no CUDA device" and not result["complete"]
+    assert result["summary"] == "0 rows, 0 failed; --device cuda: torch sees no CUDA device"
 
 
 def test_bench_neurons_summary_gives_the_cupy_speedups_over_torch():
