@@ -157,7 +157,9 @@ cp -r zoo "$site/snn_msa/zoo"
 find "$site/snn_msa" -name __pycache__ -prune -exec rm -rf {} +
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 if ! (cd /tmp && "$python" -c "
-import spikingjelly.activation_based.op_counter, snn_msa, snn_msa.zoo, snn_msa.training.loop, snn_msa.neurons
+# What the tests and both benchmarks import (bench_train.one_case: data, registry, training).
+import spikingjelly.activation_based.op_counter, snn_msa, snn_msa.zoo, snn_msa.neurons
+import snn_msa.data, snn_msa.registry, snn_msa.training.loop, snn_msa.training.trainer
 print('snn_msa from', snn_msa.__file__)"); then
     note install "FAILED: the packages do not import (see the log)"
     finish 2
