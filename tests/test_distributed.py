@@ -25,7 +25,7 @@ from snn_msa.data.hdf5_store import write_store
 from snn_msa.data.synthetic import make_synthetic
 from snn_msa.registry import create_model
 from snn_msa.training import distributed as distributed_mod
-from snn_msa.training import TrainingError, TrainSettings, evaluate_checkpoint, train
+from snn_msa.training import CheckpointError, TrainingError, TrainSettings, evaluate_checkpoint, train
 from snn_msa.training.distributed import (
     SINGLE,
     ShardedBatches,
@@ -195,6 +195,52 @@ def test_more_processes_on_a_node_than_gpus_is_refused_on_every_rank(monkeypatch
         monkeypatch.setenv(name, value)
     with pytest.raises(TrainingError, match="2 processes on a node with 1 GPU.*at most 1 per node"):
         distributed_mod.start("cuda")  # rank 0 has a GPU, yet says it: the only rank that prints
+
+
+def _collectives(rank: int, port: int, folder: str) -> None:
+    """One of two processes of a real gloo group: what each collective gives this rank, as JSON."""
+    import json
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    world, _ = distributed_mod.start("cpu")
+    seen = {"world": [world.rank, world.size, world.backend]}
+    try:
+        seen["decision"] = distributed_mod.from_main(world, rank == 0)  # rank 0's says; rank 1's differs
+        seen["gathered"] = distributed_mod.gather(world, f"rank {rank}")
+        seen["sum"] = float(distributed_mod.all_sum(world)(torch.tensor(rank + 1.0)))
+        seen["main_result"] = distributed_mod.on_main(world, lambda: f"computed by rank {rank}")
+
+        def refused() -> None:
+            raise CheckpointError(f"refused on rank {rank}")
+
+        try:
+            distributed_mod.on_main(world, refused)
+        except CheckpointError as error:
+            seen["error"] = str(error)
+    finally:
+        distributed_mod.stop(world)
+    Path(folder, f"rank-{rank}.json").write_text(json.dumps(seen))
+
+
+@pytest.mark.slow
+def test_collectives_give_every_rank_rank_0s_decisions_and_errors(tmp_path):
+    import json
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_collectives, args=(port, str(tmp_path)), nprocs=2, join=True)
+    seen = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in range(2)]
+    assert [s["world"] for s in seen] == [[0, 2, "gloo"], [1, 2, "gloo"]]
+    assert [s["decision"] for s in seen] == [True, True]  # early stopping is decided once, on rank 0
+    assert [s["gathered"] for s in seen] == [["rank 0", "rank 1"]] * 2
+    assert [s["sum"] for s in seen] == [3.0, 3.0]
+    assert [s["main_result"] for s in seen] == ["computed by rank 0"] * 2
+    assert [s["error"] for s in seen] == ["refused on rank 0"] * 2  # raised on every rank, by its own class
 
 
 # --- torchrun, 2 processes on the CPU (gloo) ---------------------------------------------------
