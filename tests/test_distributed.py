@@ -124,9 +124,13 @@ def test_weighted_shard_gradients_average_to_the_mean_per_sample_gradient(tiny, 
                    all_sum=lambda t: t)
         for r in range(2)
     ]
-    for n, ref in reference.items():  # float32 sums in another order: equal up to 1e-5 of the largest entry
+    # float32 sums in another order: equal up to 1e-5 of the largest gradient entry of the model (a
+    # parameter whose gradient is a million times smaller than that, as a barely-used attention weight's
+    # can be, only carries rounding noise); a wrong loss weight moves the large entries by 20 %.
+    scale = max(float(ref.abs().max()) for ref in reference.values())
+    for n, ref in reference.items():
         averaged = (per_rank[0][n] + per_rank[1][n]) / 2
-        assert float((averaged - ref).abs().max()) <= 1e-5 * float(ref.abs().max()) + 1e-12, n
+        assert float((averaged - ref).abs().max()) <= 1e-5 * scale, n
 
 
 def test_evaluations_of_consecutive_batches_merge_into_one_evaluation(tiny):
