@@ -9,7 +9,7 @@ import click
 
 from snn_msa.registry import list_models
 
-from .options import model_override_options, pop_model_overrides
+from .options import DATASET_OPTION, model_override_options, options, pop_model_overrides
 
 SPLITS = ("train", "valid", "test")
 
@@ -21,14 +21,13 @@ SPLITS = ("train", "valid", "test")
               help="A best.pt from 'snn-msa train': count the trained spiking model.")
 @click.option("--data", default=None, metavar="FILE",
               help="MMSA feature file (.pkl or .h5) [default: built-in synthetic data, or the checkpoint's data].")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Dataset profile: sims, simsv2, mosi, mosei [default: from the file, or sims].")
+@DATASET_OPTION
 @click.option("--samples", type=int, default=64, show_default=True, help="Samples to average over (the first of the split).")
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Samples per forward [default: the checkpoint's, else 32].")
 @click.option("--padding", type=click.Choice(["real", "all"]), default="real", show_default=True,
               help="real: count only positions within each sample's length; all: every position, as computed densely.")
-@model_override_options
+@options(model_override_options())
 @click.option("--seed", type=int, default=0, show_default=True, help="Torch seed of the untrained spiking model's weights.")
 @click.option("--json", "json_", is_flag=True, help="Print the report as JSON (schema in docs/energy.md).")
 @click.option("--plot", default=None, metavar="FILE", help="Also draw the per-layer energy of both models to FILE (PNG).")

@@ -206,11 +206,11 @@ def experiment_identity(kind: str, plan: TrialPlan, base: TrainSettings, spec: d
     return {
         "command": kind,
         "runs": list(plan.names),
-        "search_space": plan.search_space(),
         "seeds": list(base.seeds),
         "recipe": recipe,
         "model_overrides": dict(sorted(base.model_overrides.items())),
         "data": {"profile": spec["profile"], "fingerprints": spec["fingerprints"]},
+        "search_space": plan.search_space(),
     }
 
 

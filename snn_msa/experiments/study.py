@@ -180,7 +180,7 @@ def open_study(storage, name: str, identity: Mapping[str, Any], sampler, where: 
     """
     import optuna
 
-    wanted = json.loads(json.dumps(identity, sort_keys=True))
+    wanted = json.loads(json.dumps(identity))  # JSON types, as the storage gives them back; key order kept for messages
     try:
         study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, direction="minimize",
                                     load_if_exists=True)
