@@ -63,11 +63,11 @@ SEED_OPTIONS = [
 ]
 
 RECIPE_OPTIONS = [
-    click.option("--epochs", type=click.IntRange(min=1), default=None,
+    click.option("--epochs", type=int, default=None,
                  help="Most epochs [default: the entry's max_epochs]; early stopping still applies."),
     click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's]."),
-    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size [default: the entry's]."),
-    click.option("--patience", type=click.IntRange(min=1), default=None,
+    click.option("--batch-size", type=int, default=None, help="Batch size [default: the entry's]."),
+    click.option("--patience", type=int, default=None,
                  help="Epochs without a better validation loss before stopping [default: the entry's, 8]."),
     click.option("--weight-decay", type=float, default=None, help="Adam weight decay [default: the entry's]."),
     click.option("--grad-clip", type=float, default=None,
