@@ -87,17 +87,21 @@ def open_storage(storage: str | None, out: str | os.PathLike, heartbeat: int = D
     retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     where = describe_storage(storage, out)
     if "://" in where:
-        try:
-            return RDBStorage(where, heartbeat_interval=heartbeat, grace_period=GRACE_FACTOR * heartbeat,
-                              heartbeat_stale_trial_callback=retry,
-                              engine_kwargs={"pool_pre_ping": True} if not where.startswith("sqlite") else None)
-        except ImportError as error:
-            raise ExperimentError(f"--storage {_safe_url(where)}: its database driver is not installed ({error}); "
-                                  "for PostgreSQL: pip install 'snn-msa[postgresql]'.") from None
-        except Exception as error:  # SQLAlchemy's errors (bad URL, refused connection, no such database)
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ExperimentError(f"--storage {_safe_url(where)} cannot be used: {first[:300]}. Check the URL and "
-                                  "that the database server is running and reachable from this machine.") from None
+        for attempt in range(3):
+            try:
+                return RDBStorage(where, heartbeat_interval=heartbeat, grace_period=GRACE_FACTOR * heartbeat,
+                                  heartbeat_stale_trial_callback=retry,
+                                  engine_kwargs={"pool_pre_ping": True} if not where.startswith("sqlite") else None)
+            except ImportError as error:
+                raise ExperimentError(f"--storage {_safe_url(where)}: its database driver is not installed ({error}); "
+                                      "for PostgreSQL: pip install 'snn-msa[postgresql]'.") from None
+            except Exception as error:  # SQLAlchemy's errors (bad URL, refused connection, no such database)
+                if attempt < 2 and _creating_tables_at_once(error):
+                    time.sleep(1.0 + attempt)
+                    continue
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise ExperimentError(f"--storage {_safe_url(where)} cannot be used: {first[:300]}. Check the URL and "
+                                      "that the database server is running and reachable from this machine.") from None
     path = Path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +109,11 @@ def open_storage(storage: str | None, out: str | os.PathLike, heartbeat: int = D
     except OSError as error:
         raise ExperimentError(f"cannot write the study journal {path}: {error.strerror or error}; "
                               "give a writable --out or --storage.") from None
+
+
+def _creating_tables_at_once(error: Exception) -> bool:
+    """Two workers that open a new database at once both create Optuna's tables; one of them loses the race."""
+    return type(error).__name__ in ("IntegrityError", "ProgrammingError", "UniqueViolation", "DuplicateTable")
 
 
 def _safe_url(url: str) -> str:
