@@ -27,6 +27,7 @@ instead of mixing two experiments in one study.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -126,6 +127,7 @@ def _safe_url(url: str) -> str:
     return f"{head}://{user}{':***' if ':' in credentials else ''}@{rest}"
 
 
+@functools.cache
 def _journal_storage_class():
     from optuna.storages import JournalStorage
     from optuna.storages._heartbeat import BaseHeartbeat
