@@ -27,6 +27,7 @@ def main() -> None:
 
 # The commands are attached here, one line each (their modules import nothing from this one).
 from .data_cmd import data  # noqa: E402
+from .diagnose_cmd import diagnose  # noqa: E402
 from .energy_cmd import energy  # noqa: E402
 from .experiments_cmd import ablate, compare, grid  # noqa: E402
 from .models_cmd import models  # noqa: E402
@@ -40,3 +41,4 @@ main.add_command(energy)
 main.add_command(grid)
 main.add_command(ablate)
 main.add_command(compare)
+main.add_command(diagnose)
