@@ -31,12 +31,14 @@ from .diagnose_cmd import diagnose  # noqa: E402
 from .energy_cmd import energy  # noqa: E402
 from .experiments_cmd import ablate, compare, grid  # noqa: E402
 from .models_cmd import models  # noqa: E402
+from .predict_cmd import predict  # noqa: E402
 from .train_cmd import eval_, train  # noqa: E402
 
 main.add_command(models)
 main.add_command(data)
 main.add_command(train)
 main.add_command(eval_)
+main.add_command(predict)
 main.add_command(energy)
 main.add_command(grid)
 main.add_command(ablate)

@@ -78,6 +78,7 @@ def _base_settings(model: str, opts: dict[str, Any]):
             epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"], patience=opts["patience"],
             weight_decay=opts["weight_decay"], grad_clip=opts["grad_clip"], device=opts["device"],
             threads=opts["threads"] or None, model_overrides=shared, quiet=True,
+            allow_nonfinite=opts["allow_nonfinite"], tensorboard=opts["tensorboard"],
         )
     except TrainingError as error:
         raise click.ClickException(str(error)) from None

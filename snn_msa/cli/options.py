@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
+from snn_msa.data.nonfinite import MAX_NONFINITE_SHARE
 from snn_msa.profiles import PROFILES
 from snn_msa.training.settings import CLI_THREADS, DEVICES
 
@@ -51,10 +52,27 @@ def options(group: Sequence[Decorator]) -> Decorator:
 DATASET_OPTION = click.option("--dataset", type=DATASET_CHOICE, default=None,
                               help="Dataset profile [default: from the file, or sims without --data].")
 
+#: ``--allow-nonfinite``, on every command that loads feature data (docs/data.md, Non-finite values).
+allow_nonfinite_option = click.option(
+    "--allow-nonfinite", "allow_nonfinite", is_flag=True,
+    help=f"Accept a modality with more than {MAX_NONFINITE_SHARE:.0%} non-finite cells at its valid positions "
+         "(they are set to 0); without it that is an error.",
+)
+
+
+def tensorboard_options(command: Callable) -> Callable:
+    """``--tensorboard DIR``: TensorBoard event files of every run (docs/training.md, TensorBoard)."""
+    return click.option(
+        "--tensorboard", "tensorboard", default=None, metavar="DIR", type=click.Path(file_okay=False),
+        help="Also write TensorBoard logs (losses, metrics, firing rates, learning rate per epoch) under DIR.",
+    )(command)
+
+
 DATA_OPTIONS = [
     DATASET_OPTION,
     click.option("--data", default=None, metavar="FILE",
                  help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data."),
+    allow_nonfinite_option,
 ]
 
 SEED_OPTIONS = [
@@ -95,6 +113,7 @@ EXPERIMENT_OPTIONS = [
     click.option("--heartbeat", type=click.IntRange(min=1), default=60, show_default=True,
                  help="Seconds between a worker's heartbeats; a trial silent for 3 times as long is taken over."),
     click.option("--verbose", is_flag=True, help="Show every run's epoch lines."),
+    tensorboard_options,
     click.option("--json", "json_", is_flag=True, help="Print the result as JSON (progress goes to stderr)."),
 ]
 

@@ -75,9 +75,13 @@ class Run:
         return run_name(self.model, self.merged_overrides(base))
 
     def settings(self, base: TrainSettings, folder: Path, *, resume: bool, quiet: bool) -> TrainSettings:
-        """The trainer's settings of this run: ``base`` with this model, these overrides and this folder."""
+        """The trainer's settings of this run: ``base`` with this model, these overrides and this folder.
+
+        TensorBoard logs, when asked for, go to ``<base.tensorboard>/<run name>`` (the trainer adds ``seed-<s>``).
+        """
+        board = None if base.tensorboard is None else str(Path(base.tensorboard) / self.name(base))
         return base.with_changes(model=self.model, model_overrides=self.merged_overrides(base), out=str(folder),
-                                 resume=resume, overwrite=False, quiet=quiet)
+                                 resume=resume, overwrite=False, quiet=quiet, tensorboard=board)
 
 
 @dataclass

@@ -286,7 +286,7 @@ def worker_main(job: WorkerJob, threads: int, lines) -> None:
     try:
         storage = open_storage(job.storage, job.out, job.heartbeat)
         study = open_study(storage, job.study, job.identity, grid_sampler(job.plan), describe_storage(job.storage, job.out))
-        dataset = worker_data(job.spec, job.base.data)
+        dataset = worker_data(job.spec, job.base.data, job.base.allow_nonfinite)
         work(job, study, dataset, say)
     except (ExperimentError, TrainingError, DataError) as error:
         say(f"worker {os.getpid()} stopped: {error}")
@@ -302,13 +302,13 @@ def grid_sampler(plan: TrialPlan):
     return GridSampler(plan.search_space(), seed=0)
 
 
-def worker_data(spec: dict[str, Any], data_path: str | None):
+def worker_data(spec: dict[str, Any], data_path: str | None, allow_nonfinite: bool = False):
     """The experiment's data, loaded again in a worker: the same file and profile, or the same synthetic set."""
     from ..data import DataError, load_dataset
 
     if data_path is None:
         return load_eval_data(spec)  # rebuilds the built-in synthetic data and checks its fingerprints
-    dataset = load_dataset(os.path.expanduser(data_path), spec["profile"])
+    dataset = load_dataset(os.path.expanduser(data_path), spec["profile"], allow_nonfinite=allow_nonfinite)
     if data_spec(dataset, data_path)["fingerprints"] != spec["fingerprints"]:
         raise DataError(f"{data_path} changed while the experiment ran; run it again.")
     return dataset
