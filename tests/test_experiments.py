@@ -348,7 +348,7 @@ def test_bad_option_values_are_usage_errors(args, words, tmp_path):
 
 
 def _declared(command) -> dict[str, tuple]:
-    return {p.name: (type(p.type).__name__, repr(p.type), p.default, p.help, tuple(p.opts)) for p in command.params}
+    return {p.name: (p.type.to_info_dict(), p.default, p.help, tuple(p.opts)) for p in command.params}
 
 
 def test_train_options_are_declared_once_for_every_command():
