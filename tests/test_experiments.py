@@ -161,6 +161,30 @@ def test_a_finished_study_trains_nothing_and_only_rebuilds_the_tables(fake, shor
     assert again["rows"] == first["rows"]
 
 
+def test_an_interrupted_trial_is_queued_again_by_the_next_command(fake, short_data, tmp_path, monkeypatch):
+    trainer = fake(numbers=disagreeing)
+    settings = base(short_data["sims"])
+    original = trainer.__call__
+
+    def interrupted_on_the_second(settings, dataset=None, *, echo=None):
+        if len(trainer.calls) == 1:
+            trainer.calls.append(settings)
+            raise KeyboardInterrupt
+        return original(settings, dataset, echo=echo)
+
+    monkeypatch.setattr(worker_mod, "train", interrupted_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    stopped = Path(trainer.calls[1].out).name
+    monkeypatch.setattr(worker_mod, "train", trainer)
+    trainer.calls.clear()
+    lines: list[str] = []
+    result = run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g", echo=lines.append)
+    assert [Path(c.out).name for c in trainer.calls] == [stopped]  # only the interrupted trial trains again
+    assert "1 with a result, 1 to train" in lines[0]
+    assert [r["status"] for r in result["rows"]] == ["done", "done"]
+
+
 def test_a_folder_already_finished_is_read_not_trained_by_a_new_study(fake, short_data, tmp_path):
     trainer = fake(numbers=disagreeing)
     settings = base(short_data["sims"])
