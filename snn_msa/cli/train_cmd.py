@@ -7,6 +7,7 @@ import json
 import click
 
 from snn_msa.registry import list_models
+from snn_msa.training.distributed import is_main_process
 from snn_msa.training.settings import DEVICES
 
 from .options import (
@@ -86,6 +87,9 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
     metrics, best epochs, firing rates, time per epoch) and DIR/seed-<s>/best.pt
     (weights and full configuration; 'snn-msa eval' rebuilds the model from it).
 
+    Under torchrun it trains one model on N processes with
+    DistributedDataParallel; --batch-size stays the global batch (docs/scale.md).
+
     \b
     Examples:
       snn-msa train --model sgmt-tav
@@ -93,6 +97,7 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
       snn-msa train --model sgmt-tav --epochs 5 --scale1 1.0 --strength 0.05 --out runs/try
       snn-msa train --model sgmt-tav --out runs/try --resume
       snn-msa train --model sgmt-tav --tensorboard runs/tb   # then: tensorboard --logdir runs/tb
+      torchrun --nproc-per-node 2 $(which snn-msa) train --model sgmt-tav --device cpu
     """
     from snn_msa.training import TrainSettings
     from snn_msa.training import train as run_training
@@ -111,10 +116,14 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
         echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
         results = run_training(settings, echo=echo, bars=False if json_ else None)
     except _expected_errors() as error:
+        if not is_main_process():  # under torchrun every rank fails alike; rank 0 alone says why
+            raise SystemExit(1) from None
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         where = f"--out {out} --resume" if out else "--out DIR --resume with the run folder printed above"
         raise click.ClickException(f"interrupted; completed epochs are saved. Continue with the same options and {where}.") from None
+    if not is_main_process():
+        return
     if json_:
         click.echo(json.dumps(results, indent=2))
     elif quiet:
