@@ -8,9 +8,19 @@ import click
 
 from snn_msa.registry import list_models
 from snn_msa.training.distributed import is_main_process
-from snn_msa.training.settings import CLI_THREADS, DEVICES
+from snn_msa.training.settings import DEVICES
 
-from .options import allow_nonfinite_option, model_override_options, pop_model_overrides, tensorboard_options
+from .options import (
+    DATA_OPTIONS,
+    DEVICE_OPTIONS,
+    RECIPE_OPTIONS,
+    SEED_OPTIONS,
+    allow_nonfinite_option,
+    model_override_options,
+    options,
+    pop_model_overrides,
+    tensorboard_options,
+)
 
 SPLITS = ("train", "valid", "test")
 
@@ -58,21 +68,11 @@ def check_dataset(name: str | None) -> str | None:
 
 @click.command("train")
 @click.option("--model", "model", required=True, metavar="NAME", help=f"Zoo entry: {', '.join(list_models())}.")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Dataset profile: sims, simsv2, mosi, mosei (default: from the file, or sims without --data).")
-@click.option("--data", default=None, metavar="FILE", help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data.")
-@allow_nonfinite_option
-@click.option("--seeds", default="1111", show_default=True, help="Comma-separated seeds; several give mean ± std.")
-@click.option("--epochs", type=int, default=None, help="Most epochs [default: the entry's max_epochs]; early stopping still applies.")
-@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's].")
-@click.option("--batch-size", type=int, default=None, help="Batch size [default: the entry's].")
-@click.option("--patience", type=int, default=None, help="Epochs without a better validation loss before stopping [default: the entry's, 8].")
-@click.option("--weight-decay", type=float, default=None, help="Adam weight decay [default: the entry's].")
-@click.option("--grad-clip", type=float, default=None, help="Gradient norm clip, 0 for none [default: the entry's].")
-@model_override_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto is CUDA when available.")
-@click.option("--threads", type=click.IntRange(min=0), default=CLI_THREADS, show_default=True,
-              help="torch CPU threads; 0 = torch's default (one per core). See docs/training.md, Speed.")
+@options(DATA_OPTIONS)
+@options(SEED_OPTIONS)
+@options(RECIPE_OPTIONS)
+@options(model_override_options())
+@options(DEVICE_OPTIONS)
 @click.option("--out", default=None, metavar="DIR", help="Run folder [default: runs/<model>-<dataset>-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
