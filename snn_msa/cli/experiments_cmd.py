@@ -113,16 +113,37 @@ def _run(call: Callable[[Callable[[str], None]], dict[str, Any]], out: str, json
     click.echo("wrote " + ", ".join(result["files"].values()))
 
 
+def parse_range(text: str, option: str, example: str) -> tuple[float, float]:
+    """``"0.25:3"`` -> ``(0.25, 3.0)``; a clear error for anything but two numbers around one colon."""
+    parts = text.replace(" ", "").split(":")
+    if len(parts) != 2 or not all(parts):
+        raise click.ClickException(f"with --sampler tpe, {option} takes a range LOW:HIGH, for example {option} {example}; "
+                                   f"got {text!r}.")
+    try:
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        raise click.ClickException(f"{option} takes a range of two numbers LOW:HIGH, for example {option} {example}; "
+                                   f"got {text!r}.") from None
+
+
 @click.command("grid")
 @click.option("--model", default="sgmt-tav", show_default=True, metavar="NAME", help="Zoo entry whose scale1 and strength vary.")
-@click.option("--scale1", "scale1", default="0.5,1,2,3", show_default=True, help="Comma-separated scale1 values (> 0).")
-@click.option("--strength", "strength", default="0,0.01,0.025,0.05,0.1", show_default=True,
-              help="Comma-separated connection strengths (>= 0).")
+@click.option("--sampler", type=click.Choice(["grid", "tpe"]), default="grid", show_default=True,
+              help="grid: every (scale1, strength) pair of the lists; tpe: --trials points from Optuna's TPE "
+                   "sampler within the ranges (scale1 log-uniform, strength uniform).")
+@click.option("--scale1", "scale1", default=None,
+              help="grid: comma-separated scale1 values (> 0) [default: 0.5,1,2,3]; tpe: a range LOW:HIGH "
+                   "(LOW > 0) [default: 0.5:3].")
+@click.option("--strength", "strength", default=None,
+              help="grid: comma-separated connection strengths (>= 0) [default: 0,0.01,0.025,0.05,0.1]; tpe: a "
+                   "range LOW:HIGH (LOW >= 0) [default: 0:0.1].")
+@click.option("--trials", type=int, default=None,
+              help="tpe only: (scale1, strength) points to train, each on every seed [default: 20].")
 @click.option("--metric", default=None, metavar="KEY",
-              help="Test metric of the heatmap and line charts [default: Mult_acc_5 on SIMS, Mult_acc_7 on MOSI/MOSEI].")
+              help="Test metric of the plots [default: Mult_acc_5 on SIMS, Mult_acc_7 on MOSI/MOSEI].")
 @experiment_options(exclude=("scale1", "strength"))
-def grid(model, scale1, strength, metric, **opts) -> None:
-    """Grid over scale1 and strength: the paper's Table 4 and Figure 3.
+def grid(model, sampler, scale1, strength, trials, metric, **opts) -> None:
+    """Grid over scale1 and strength: the paper's Table 4 and Figure 3; or a TPE search.
 
     Trains one run per (scale1, strength) cell and writes DIR/grid.csv (one row
     per cell: mean and std of every metric over seeds, firing rate),
@@ -130,26 +151,55 @@ def grid(model, scale1, strength, metric, **opts) -> None:
     the two line charts through the best cell). The best cell has the lowest
     mean validation loss; test metrics are reported, never used to choose.
 
-    Each (cell, seed) is a trial of an Optuna study (Optuna's grid sampler) in
-    DIR/study.journal or --storage: workers started anywhere with the same
-    command and storage share the trials, a killed worker's trial is taken
-    over, and the same command on a finished study only rebuilds the tables.
+    With --sampler tpe, Optuna's TPE sampler (seeded with the first of
+    --seeds) picks --trials points in the --scale1 and --strength ranges,
+    each trial training every seed, to minimise the mean validation loss;
+    writes DIR/search.csv and DIR/search.md (trials sorted by validation
+    loss, best marked) and DIR/search.png. The same command with a larger
+    --trials continues the search; other ranges on the same study are refused.
+
+    Each trial is in an Optuna study in DIR/study.journal or --storage: workers
+    started anywhere with the same command and storage share the trials, a
+    killed worker's trial is taken over, and the same command on a finished
+    study only rebuilds the tables.
 
     \b
     Examples:
       snn-msa grid --model sgmt-tav --epochs 3 --scale1 0.5,2 --strength 0,0.05
       snn-msa grid --data ~/data/SIMS/unaligned.pkl --seeds 1111,1112,1113 --jobs 2 --out grids/sims
       snn-msa grid --data /shared/sims.pkl --out /shared/grids/sims --storage postgresql+psycopg://user@db/snn
+      snn-msa grid --sampler tpe --trials 30 --scale1 0.25:3 --strength 0:0.1 --data ~/data/new.pkl --out tpe/new
     """
-    from snn_msa.experiments import run_grid
+    from snn_msa.experiments import run_grid, run_search
 
     check_model(model)
-    scale1s = parse_floats(scale1, "--scale1", "0.5,1,2,3")
-    strengths = parse_floats(strength, "--strength", "0,0.01,0.025,0.05,0.1")
+    if sampler == "grid":
+        if trials is not None:
+            raise click.ClickException("--trials is for --sampler tpe; the grid trains every (scale1, strength) pair "
+                                       "of --scale1 and --strength.")
+        for option, text in (("--scale1", scale1), ("--strength", strength)):
+            if text is not None and ":" in text:
+                raise click.ClickException(f"{option} {text}: ranges LOW:HIGH are for --sampler tpe; the grid takes "
+                                           f"comma-separated values.")
+        scale1s = parse_floats(scale1 or "0.5,1,2,3", "--scale1", "0.5,1,2,3")
+        strengths = parse_floats(strength or "0,0.01,0.025,0.05,0.1", "--strength", "0,0.01,0.025,0.05,0.1")
+        call = lambda echo, base, out: run_grid(model, scale1s, strengths, base, out, metric=metric, echo=echo,  # noqa: E731
+                                                **_study_options(opts))
+        command = "grid"
+    else:
+        from snn_msa.experiments.search import DEFAULT_TRIALS
+
+        scale1_range = parse_range(scale1 or "0.5:3", "--scale1", "0.25:3")
+        strength_range = parse_range(strength or "0:0.1", "--strength", "0:0.1")
+        trials = DEFAULT_TRIALS if trials is None else trials
+        if trials < 1:
+            raise click.ClickException(f"--trials must be 1 or more (points to train), got {trials}.")
+        call = lambda echo, base, out: run_search(model, scale1_range, strength_range, trials, base, out,  # noqa: E731
+                                                  metric=metric, echo=echo, **_study_options(opts))
+        command = "tpe"
     base = _base_settings(model, opts)
-    out = opts["out"] or _default_out("grid", opts, model)
-    _run(lambda echo: run_grid(model, scale1s, strengths, base, out, metric=metric, echo=echo,
-                               **_study_options(opts)), out, opts["json_"])
+    out = opts["out"] or _default_out(command, opts, model)
+    _run(lambda echo: call(echo, base, out), out, opts["json_"])
 
 
 @click.command("ablate")

@@ -6,6 +6,8 @@
 
 - :func:`run_grid`: every (scale1, strength) cell; the best by validation loss;
   ``grid.csv``, ``grid.md``, ``grid.png``.
+- :func:`run_search`: ``trials`` points of scale1 (log-uniform) and strength
+  (uniform) from Optuna's TPE sampler; ``search.csv``, ``search.md``, ``search.png``.
 - :func:`run_ablation`: sgmt-tav against sgmt-av, sgmt-tv, sgmt-ta;
   ``ablation.csv``, ``ablation.md``.
 - :func:`run_comparison`: any zoo models with their energy per sample;
@@ -26,6 +28,7 @@ from .compare import DEFAULT_MODELS, ENERGY_SAMPLES, run_comparison
 from .errors import ExperimentError
 from .grid import PAPER_SCALE1, PAPER_STRENGTH, grid_runs, run_grid, select_best
 from .runs import Run, RunOutcome, execute_runs, run_name
+from .search import PAPER_SCALE1_RANGE, PAPER_STRENGTH_RANGE, SearchSpace, run_search
 from .study import DEFAULT_HEARTBEAT, open_storage
 
 __all__ = [
@@ -35,9 +38,12 @@ __all__ = [
     "ENERGY_SAMPLES",
     "ExperimentError",
     "PAPER_SCALE1",
+    "PAPER_SCALE1_RANGE",
     "PAPER_STRENGTH",
+    "PAPER_STRENGTH_RANGE",
     "Run",
     "RunOutcome",
+    "SearchSpace",
     "TrainSettings",
     "execute_runs",
     "grid_runs",
@@ -46,5 +52,6 @@ __all__ = [
     "run_comparison",
     "run_grid",
     "run_name",
+    "run_search",
     "select_best",
 ]

@@ -1,4 +1,4 @@
-"""The grid's figure, as the paper's Figure 3: a heatmap and the two line charts through the best cell.
+"""The experiments' figures: the grid's, as the paper's Figure 3 (a heatmap and two line charts), and the TPE search's.
 
 Drawn with matplotlib's Agg canvas directly (no ``pyplot``), so it works without
 a display and leaves the user's own backend alone.
@@ -124,3 +124,79 @@ def _line_chart(axes, cells: list[dict], xs: Sequence[float], name: str, key: st
                               label="mean validation loss (selects the best cell)")
     loss_axes.set_ylabel("mean validation loss", color="tab:orange")
     return handles
+
+
+def search_figure(
+    rows: Sequence[dict[str, Any]],
+    space,
+    key: str,
+    best: int | None,
+    path: str | os.PathLike,
+    *,
+    title: str = "",
+) -> Path:
+    """Draw a TPE search to a PNG at ``path`` (atomically).
+
+    Left: every point tried, scale1 (log axis) across and strength up, coloured
+    by the mean validation loss that TPE minimises (failed trials as grey
+    crosses), the best point starred; the axes span the searched ranges.
+    Right: the validation loss of each trial in trial order with the best so
+    far as a step line, and the test ``key`` on a second axis (reported, never
+    used to choose).
+
+    Args:
+        rows: one flat row per trial with ``trial``, ``scale1``, ``strength``,
+            ``valid_loss_mean`` and ``<key>_mean``.
+        space: the :class:`~snn_msa.experiments.search.SearchSpace` searched.
+        best: index of the best row (``None`` when every trial failed).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 4.8), dpi=90, layout="constrained")
+    FigureCanvasAgg(figure)
+    points, history = figure.subplots(1, 2)
+    done = [r for r in rows if math.isfinite(_value(r.get("valid_loss_mean")))]
+    failed = [r for r in rows if r not in done]
+    if done:
+        image = points.scatter([r["scale1"] for r in done], [r["strength"] for r in done],
+                               c=[r["valid_loss_mean"] for r in done], cmap="viridis_r", s=60, edgecolors="black")
+        figure.colorbar(image, ax=points, label="mean validation loss")
+    if failed:
+        points.scatter([r["scale1"] for r in failed], [r["strength"] for r in failed], marker="x", color="grey",
+                       label="failed")
+    if best is not None:
+        points.plot([rows[best]["scale1"]], [rows[best]["strength"]], marker="*", markersize=18, color="red",
+                    linestyle="none", label="best (lowest validation loss)")
+    points.set_xscale("log")
+    points.set_xlim(*space.scale1)
+    points.set_ylim(*space.strength)
+    points.set_xlabel("scale1 (log-uniform)")
+    points.set_ylabel("strength (uniform)")
+    points.set_title("points tried", fontsize=10)
+    points.legend(fontsize=8, loc="best")
+
+    ordered = sorted(rows, key=lambda r: r["trial"])
+    numbers = [r["trial"] for r in ordered]
+    losses = [_value(r.get("valid_loss_mean")) for r in ordered]
+    running, lowest = [], math.inf
+    for loss in losses:
+        lowest = min(lowest, loss) if math.isfinite(loss) else lowest
+        running.append(lowest if math.isfinite(lowest) else math.nan)
+    handles = history.plot(numbers, losses, marker="o", linestyle="none", color="tab:orange",
+                           label="validation loss (TPE's objective)")
+    handles += history.step(numbers, running, where="post", color="tab:orange", alpha=0.6, label="best so far")
+    history.set_xlabel("trial")
+    history.set_ylabel("mean validation loss", color="tab:orange")
+    history.grid(alpha=0.3)
+    test_axes = history.twinx()
+    handles += test_axes.plot(numbers, [_value(r.get(f"{key}_mean")) for r in ordered], marker="s", linestyle="none",
+                              color="tab:blue", label=f"test {key} (reported only)")
+    test_axes.set_ylabel(f"test {key}", color="tab:blue")
+    history.set_title("by trial", fontsize=10)
+    history.legend(handles=handles, fontsize=8, loc="best")
+    if title:
+        figure.suptitle(title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_atomic(path, buffer.getvalue())

@@ -206,15 +206,19 @@ def experiment_identity(kind: str, plan: TrialPlan, base: TrainSettings, spec: d
 
     Device and thread count are left out: workers on a GPU and on CPUs may share a study.
     """
+    shared = shared_identity(base, spec)
+    return {"command": kind, "runs": list(plan.names), "seeds": shared.pop("seeds"), **shared,
+            "search_space": plan.search_space()}
+
+
+def shared_identity(base: TrainSettings, spec: dict[str, Any]) -> dict[str, Any]:
+    """The part of an experiment's identity every run shares: seeds, recipe, shared model overrides, data."""
     recipe = {k: getattr(base, k) for k in ("epochs", "lr", "batch_size", "patience", "weight_decay", "grad_clip")}
     return {
-        "command": kind,
-        "runs": list(plan.names),
         "seeds": list(base.seeds),
         "recipe": recipe,
         "model_overrides": dict(sorted(base.model_overrides.items())),
         "data": {"profile": spec["profile"], "fingerprints": spec["fingerprints"]},
-        "search_space": plan.search_space(),
     }
 
 

@@ -43,6 +43,7 @@ IDENTITY_ATTR = "snn_msa_experiment"
 HEARTBEAT_ATTR = "snn_msa_heartbeat"
 DEFAULT_HEARTBEAT = 60
 GRACE_FACTOR = 3
+IDENTITY_DEFAULTS = {"sampler": "grid"}  # a field an identity may leave out: the grid's identity has no sampler
 MAX_RETRY = 3  # takeovers of one killed trial within a session; a rerun of the command queues it again
 
 _quiet_done = False
@@ -212,9 +213,11 @@ def identity_difference(stored: Any, wanted: Mapping[str, Any]) -> str:
     """The first field that differs, in words: ``grid values: study 0.5,1 x 0 ..., this command ...``."""
     if not isinstance(stored, dict):
         return "made by another program"
-    for key in wanted:
-        if stored.get(key) != wanted[key]:
-            return f"{key}: the study has {_short(stored.get(key))}, this command asks for {_short(wanted[key])}"
+    for key in ("command", "sampler", *wanted):  # the kind of experiment first: it explains every other field
+        default = IDENTITY_DEFAULTS.get(key)
+        if stored.get(key, default) != wanted.get(key, default):
+            return (f"{key}: the study has {_short(stored.get(key, default))}, "
+                    f"this command asks for {_short(wanted.get(key, default))}")
     extra = sorted(set(stored) - set(wanted))
     return f"the study records {', '.join(extra)} as well" if extra else "it differs"
 

@@ -114,18 +114,18 @@ def work(job: WorkerJob, study, dataset, say: Echo) -> int:
                     trainings += trained
         except BaseException:  # Ctrl-C or a crash: not a result; the next command queues it again
             trial.set_user_attr("outcome", "interrupted")
-            _finish(study, trial, state=TrialState.FAIL)
+            finish_trial(study, trial, state=TrialState.FAIL)
             raise
         if holder is not None:
             trial.set_user_attr("duplicate_of", holder)
-            _finish(study, trial, state=TrialState.FAIL)
+            finish_trial(study, trial, state=TrialState.FAIL)
             continue
         if outcome == "complete":
-            _finish(study, trial, value=detail, say=say, label=plan.label(key))
+            finish_trial(study, trial, value=detail, say=say, label=plan.label(key))
         else:
             trial.set_user_attr("outcome", outcome)
             trial.set_user_attr("error", detail)
-            _finish(study, trial, state=TrialState.FAIL, say=say, label=plan.label(key))
+            finish_trial(study, trial, state=TrialState.FAIL, say=say, label=plan.label(key))
             if outcome == "error":
                 raise ExperimentError(f"run {plan.label(key)}: {detail}")
 
@@ -172,25 +172,35 @@ def _holder(study, plan: TrialPlan, trial, key: Key, tries: int = 50) -> int | N
 
 def _run_trial(job: WorkerJob, trial, key: Key, dataset, say: Echo) -> tuple[str, Any, int]:
     """Train (run, seed): ``("complete", best validation loss, trainings)`` or ``(outcome, error text, trainings)``."""
+    index, seed = key
+    return train_seed(job.runs[index], job.plan.names[index], seed, job.runs_dir, job.base, job.spec, dataset, say,
+                      head=f"[trial {trial.number}] {job.plan.label(key)}", verbose=job.verbose)
+
+
+def train_seed(run, name: str, seed: int, runs_dir: Path, base: TrainSettings, spec: dict[str, Any], dataset,
+               say: Echo, *, head: str, verbose: bool = False) -> tuple[str, Any, int]:
+    """Train one seed of a run into ``runs_dir/<name>_seed-<seed>`` (read it when finished there, continue it when started).
+
+    Returns:
+        ``("complete", best validation loss, trainings started)``, or ``(outcome, error text, trainings)`` with
+        outcome ``"failed"`` (a non-finite loss: a result) or ``"error"`` (not a result).
+    """
     from .runs import finished_results, started
 
-    index, seed = key
-    run, name = job.runs[index], job.plan.names[index]
-    folder = trial_folder(job.runs_dir, name, seed)
-    base = job.base.with_changes(seeds=(seed,))
-    head = f"[trial {trial.number}] {job.plan.label(key)}"
+    folder = trial_folder(runs_dir, name, seed)
+    base = base.with_changes(seeds=(seed,))
     start = time.perf_counter()
     try:
-        results = finished_results(folder, run.settings(base, folder, resume=False, quiet=True), job.spec)
+        results = finished_results(folder, run.settings(base, folder, resume=False, quiet=True), spec)
     except ExperimentError as error:
         return "error", str(error), 0
     if results is not None:
         say(f"{head}: finished in its folder before (read, not trained)")
         return "complete", _valid_loss(results), 0
     resume = started(folder)
-    settings = run.settings(base, folder, resume=resume, quiet=not job.verbose)
+    settings = run.settings(base, folder, resume=resume, quiet=not verbose)
     say(f"{head}: {'continuing the run in its folder' if resume else 'training'}")
-    echo = (lambda line: say(f"  {line}")) if job.verbose else None
+    echo = (lambda line: say(f"  {line}")) if verbose else None
     try:
         results = train(settings, dataset, echo=echo)
     except NonFiniteLossError as error:
@@ -207,7 +217,7 @@ def _valid_loss(results: dict[str, Any]) -> float:
     return float(results["seeds"][0]["best_valid_loss"])
 
 
-def _finish(study, trial, *, value: float | None = None, state=None, say: Echo | None = None, label: str = "") -> None:
+def finish_trial(study, trial, *, value: float | None = None, state=None, say: Echo | None = None, label: str = "") -> None:
     """``study.tell``; a trial failed as stale meanwhile (this worker was too slow to beat) is left to its retry.
 
     The ``GridSampler`` calls ``study.stop()`` after the last grid point, which
@@ -234,15 +244,15 @@ def _finish(study, trial, *, value: float | None = None, state=None, say: Echo |
 # --- local worker processes (--jobs N) -------------------------------------------------------------
 
 
-def run_local_workers(job: WorkerJob, count: int, threads: int, echo: Echo) -> list[int]:
+def run_local_workers(job, count: int, threads: int, echo: Echo, target: Callable | None = None) -> list[int]:
     """Start ``count`` spawned worker processes on the study and relay their lines; return their exit codes.
 
-    Each sets ``torch.set_num_threads(threads)`` (the trainer then applies
+    ``target(job, threads, lines, index)`` is each process's function (default :func:`worker_main`). Each sets ``torch.set_num_threads(threads)`` (the trainer then applies
     ``base.threads`` when set). A worker that dies leaves its trial to the others.
     """
     context = multiprocessing.get_context("spawn")
     lines = context.Queue()
-    processes = [context.Process(target=worker_main, args=(job, threads, lines), name=f"snn-msa-worker-{i}")
+    processes = [context.Process(target=target or worker_main, args=(job, threads, lines, i), name=f"snn-msa-worker-{i}")
                  for i in range(count)]
     for process in processes:
         process.start()
@@ -271,8 +281,11 @@ def _relay(lines, echo: Echo, timeout: float) -> None:
         return
 
 
-def worker_main(job: WorkerJob, threads: int, lines) -> None:
-    """A spawned worker: open the study, load the data, :func:`work`; exit 1 on an expected error."""
+def worker_main(job: WorkerJob, threads: int, lines, index: int = 0) -> None:
+    """A spawned worker: open the study, load the data, :func:`work`; exit 1 on an expected error.
+
+    ``index`` (the worker's number) is not needed here: the grid sampler hands out each point once.
+    """
     import sys
 
     import torch
