@@ -152,6 +152,8 @@ def search_figure(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     figure = Figure(figsize=(12, 4.8), dpi=90, layout="constrained")
     FigureCanvasAgg(figure)
@@ -168,9 +170,14 @@ def search_figure(
     if best is not None:
         points.plot([rows[best]["scale1"]], [rows[best]["strength"]], marker="*", markersize=18, color="red",
                     linestyle="none", label="best (lowest validation loss)")
+    (x_low, x_high), (y_low, y_high) = space.scale1, space.strength
     points.set_xscale("log")
-    points.set_xlim(*space.scale1)
-    points.set_ylim(*space.strength)
+    points.set_xlim(x_low / 1.08, x_high * 1.08)  # a margin, so that points on the range's edge show whole
+    points.set_ylim(y_low - 0.04 * (y_high - y_low), y_high + 0.04 * (y_high - y_low))
+    points.add_patch(Rectangle((x_low, y_low), x_high - x_low, y_high - y_low, fill=False, linestyle="--",
+                               edgecolor="grey", label="searched ranges"))
+    points.xaxis.set_major_formatter(ScalarFormatter())
+    points.xaxis.set_minor_formatter(ScalarFormatter())
     points.set_xlabel("scale1 (log-uniform)")
     points.set_ylabel("strength (uniform)")
     points.set_title("points tried", fontsize=10)
@@ -187,6 +194,7 @@ def search_figure(
                            label="validation loss (TPE's objective)")
     handles += history.step(numbers, running, where="post", color="tab:orange", alpha=0.6, label="best so far")
     history.set_xlabel("trial")
+    history.xaxis.set_major_locator(MaxNLocator(integer=True))
     history.set_ylabel("mean validation loss", color="tab:orange")
     history.grid(alpha=0.3)
     test_axes = history.twinx()
