@@ -64,23 +64,28 @@ def format_report(report: dict[str, Any]) -> str:
     """The text the CLI prints: a per-layer table for each model, totals per sample, assumptions."""
     d, t, m = report["data"], report["totals"], report["memory_aware"]
     tag = " [SYNTHETIC]" if d["synthetic"] else ""
+    sides = [side for side in ("snn", "ann") if side in t]
+    named = {"snn": f"{report['model']} (spiking)", "ann": f"{report['twin']} (non-spiking)"}
     lines = [
-        f"Energy per sample of {report['model']} (spiking) and {report['twin']} (non-spiking twin): "
+        f"Energy per sample of {' and '.join(named[side] for side in sides)}: "
         f"{d['samples']} samples of the {d['split']} split of {d['source']}{tag}; padding: {d['padding']} positions.",
         "",
     ]
-    for side, title in (("snn", f"Spiking model {report['model']}"), ("ann", f"Twin {report['twin']}")):
+    titles = {"snn": f"Spiking model {report['model']}", "ann": f"Non-spiking model {report['twin']}"}
+    for side, title in ((side, titles[side]) for side in sides):
         lines.append(f"{title} (energy: 45 nm, 0.9 pJ x AC + 4.6 pJ x MAC; rates: input spikes / output spikes):")
         lines.extend(_table([r for r in report["layers"] if r["model"] == side]))
         lines.append("")
     head = ("per sample", "AC", "MAC", "other", "energy 45 nm", "memory-aware", "firing rate")
     body = []
-    for side, label in (("snn", f"SNN {report['model']}"), ("ann", f"ANN {report['twin']}")):
+    labels = {"snn": f"SNN {report['model']}", "ann": f"ANN {report['twin']}"}
+    for side, label in ((side, labels[side]) for side in sides):
         s = t[side]
         body.append((label, human(s["ac"]), human(s["mac"]), human(s["other"]), energy(s["energy_pj"]),
                      energy(m[side]["energy_pj"]), _rate(s["firing_rate"])))
     ratio = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
-    body.append(("SNN / ANN", "", "", "", ratio(t["ratio"]), ratio(m["ratio"]), ""))
+    if len(sides) == 2:
+        body.append(("SNN / ANN", "", "", "", ratio(t["ratio"]), ratio(m["ratio"]), ""))
     widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
     lines.append("Totals:")
     for row in [head] + body:
@@ -88,6 +93,8 @@ def format_report(report: dict[str, Any]) -> str:
     if t["ratio"]:
         lines.append(f"  The twin costs {1 / t['ratio']:.2f}x the spiking model in the 45 nm estimate"
                      + (f" and {1 / m['ratio']:.2f}x in the memory-aware one." if m["ratio"] else "."))
+    for u in report.get("uncounted", []):
+        lines.append(f"  Uncounted ({u['model']}): {u['operation']} in {u['name'] or 'the model'}, {u['calls']} calls.")
     lines += ["", "Assumptions:"]
     lines.extend(f"  - {a}" for a in report["assumptions"])
     return "\n".join(lines)
