@@ -23,6 +23,7 @@ do not match the mask (pooled features ``[B, F]``, say) is counted whole.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -77,6 +78,22 @@ class Scope:
         batch, length = self.valid.shape
         mask = self.valid.t() if (layout or self.layout) == "time-major" else self.valid
         return mask.to(x.device) if tuple(x.shape[:2]) == tuple(mask.shape) else None
+
+
+    def valid_elements(self, x: torch.Tensor, layout: str | None = None) -> int | None:
+        """Elements of ``x`` at valid positions: its two leading axes as :meth:`mask_for` reads them, or
+        attention heads ``[B, h, L, d]``; None if no axes of ``x`` match the mask.
+
+        >>> scope = Scope("", "-", valid=torch.tensor([[True, False, False], [True, True, True]]))
+        >>> scope.valid_elements(torch.zeros(2, 3, 5)), scope.valid_elements(torch.zeros(2, 4, 3, 8))
+        (20, 128)
+        """
+        mask = self.mask_for(x, layout)
+        if mask is not None:
+            return int(mask.sum()) * math.prod(x.shape[2:])
+        if self.valid is not None and x.dim() == 4 and (x.shape[0], x.shape[2]) == tuple(self.valid.shape):
+            return int(self.valid.sum()) * x.shape[1] * x.shape[3]
+        return None
 
 
 def find_scope(scopes: Sequence[Scope], name: str) -> Scope | None:

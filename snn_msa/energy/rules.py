@@ -80,9 +80,9 @@ class Call:
         return x.reshape(-1, x.shape[-1]) if mask is None else x[mask].reshape(-1, x.shape[-1])
 
     def elements(self, x: torch.Tensor, layout: str | None = None) -> int:
-        """Elements of ``x`` at valid positions."""
-        mask = self.mask(x, layout) if x.dim() >= 3 else None
-        return x.numel() if mask is None else int(mask.sum()) * math.prod(x.shape[2:])
+        """Elements of ``x`` at valid positions (see :meth:`Scope.valid_elements`; all of ``x`` if none match)."""
+        valid = None if self.scope is None or x.dim() < 3 else self.scope.valid_elements(x, layout)
+        return x.numel() if valid is None else valid
 
     def row(self, suffix: str, kind: str, operation: str, operands: str, **counts: Any) -> LayerCount:
         """A row named ``name + suffix``."""
