@@ -84,7 +84,7 @@ def test_text_shows_totals_and_assumptions(report):
     text = format_report(report)
     assert "Totals:" in text and "Assumptions:" in text and "SNN / ANN" in text
     assert "4 samples" in text and "SYNTHETIC" in text
-    for fact in ("0.9 pJ x AC + 4.6 pJ x MAC", "Lemaire", "real positions", "untrained"):
+    for fact in ("0.9 pJ x AC + 4.6 pJ x MAC", "Lemaire", "Only valid positions count, padding excluded", "untrained"):
         assert fact in text, fact
 
 

@@ -114,6 +114,16 @@ def test_outer_product_fusion_agrees_with_mac_counter(einsum):
     assert not counter.uncounted
 
 
+def test_einsum_contraction_counts_every_summed_index_like_mac_counter():
+    class Contract(nn.Module):
+        def forward(self, x, w):
+            return torch.einsum("bld,de->ble", x, w)
+
+    net, inputs = Contract(), (torch.randn(B, L, F), torch.randn(F, H))
+    counter = count_forward(net, inputs, batch=B)
+    assert counter.rows["einsum"].mac == B * L * F * H == _sj_macs(net, inputs)
+
+
 class LowRankFusion(nn.Module):
     """LMF: per modality, [x; 1] times a rank-r factor, the products' elementwise product, summed over r."""
 
