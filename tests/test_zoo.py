@@ -99,7 +99,7 @@ def test_unknown_model_and_bad_override_are_clear():
     with pytest.raises(ValueError, match="unknown dataset"):
         zoo.create_model("sgmt-tav", dataset="imdb")
     model = zoo.create_model("sgmt-tav", scale1=None, strength=0.05)  # None is dropped
-    assert model.config.scale1 == 0.5 and model.config.strength == 0.05
+    assert model.config.scale1 == 0.5 and model.config.neuron.strength == 0.05
 
 
 def test_models_command_lists_cards():
@@ -109,7 +109,7 @@ def test_models_command_lists_cards():
     assert [c["name"] for c in cards] == MODELS
     tav = next(c for c in cards if c["name"] == "sgmt-tav")
     assert tav["paper_results"]["simsv2"]["Mult_acc_5"] == 0.5503
-    assert tav["defaults"]["scale1"] == 0.5 and tav["defaults"]["strength"] == 0.01
+    assert tav["defaults"]["scale1"] == 0.5 and tav["defaults"]["neuron"]["strength"] == 0.01
     text = CliRunner().invoke(main, ["models"]).output
     assert all(name in text for name in MODELS)
 

@@ -53,10 +53,11 @@ def connected_lif(call: Call) -> list[LayerCount]:
     if mask is None:
         feeding = nnz(spikes[:-1])
         steps = max(spikes.shape[0] - 1, 0) * spikes.shape[1]
-        accumulates = neuron.recurrent_accumulates
-        if neuron.strength > 0 and accumulates != feeding * features:
-            raise RuntimeError(f"{call.name}: the neuron reports {accumulates} recurrent accumulates, its spikes give "
-                               f"{feeding * features}.")
+        accumulates = feeding * features if neuron.strength > 0 else 0  # strength 0: no synapses
+        # Called without padding, the neuron's own report must agree (with padding it counts valid positions only).
+        if call.arg("valid", 1) is None and accumulates != neuron.recurrent_accumulates:
+            raise RuntimeError(f"{call.name}: the neuron reports {neuron.recurrent_accumulates} recurrent "
+                               f"accumulates, its spikes give {accumulates}.")
     else:
         # Valid positions only, in order: each sample's last valid position feeds nothing.
         per_sample = (spikes * mask.unsqueeze(-1)).sum(dim=(0, 2))

@@ -534,6 +534,7 @@ FREE_FUNCTIONS = {
     "is_contiguous", "element_size", "stride", "storage_offset", "data_ptr", "get_device", "untyped_storage",
     "__contains__", "__reduce_ex__", "__deepcopy__", "unfold", "diagonal", "tril", "triu", "ne", "__ne__",
     "broadcast_tensors", "align_to", "_has_compatible_shallow_copy_type", "__array__", "numpy", "copy_",
+    "sort", "argsort",  # reorder data (SGMT packs each sample's valid positions to the front): index bookkeeping
 }
 """Functions that move, view, build or compare-for-bookkeeping data: no arithmetic counted (by name)."""
 
