@@ -169,3 +169,38 @@ def test_memory_aware_estimate_equals_spikingjelly_lemaire(net, x):
     total = sum(r.memory.energy()["energy_pj"] for r in ours.rows.values())
     theirs = estimate_lemaire_energy(net, x, config=LemaireEnergyConfig(strict=False)).total_pj
     assert total == pytest.approx(theirs, rel=1e-12)
+
+
+def test_neuron_rows_count_the_valid_positions_the_model_itself_counts():
+    # The model's own activity (spikes, neuron-steps at valid positions, from its forward's masks) is
+    # an independent account of the valid positions that its energy_scopes tell the counter.
+    model, inputs, _ = _small_sgmt("sgmt-tav")
+    with torch.no_grad():
+        activity = model(**inputs).activity
+    counter = count_forward(model, inputs, batch=2, padding="real")
+    assert activity and sum(int(s.sum()) for s, _ in activity.values()) > 0
+    for name, (spikes, steps) in activity.items():
+        assert (counter.rows[name].spikes_out, counter.rows[name].elements_out) == (int(spikes.sum()), int(steps.sum()))
+    every = count_forward(model, inputs, batch=2, padding="all")
+    assert every.rows["fusion.0.ffn_neuron"].elements_out > counter.rows["fusion.0.ffn_neuron"].elements_out
+
+
+def test_any_spikingjelly_neuron_is_counted_and_its_spikes_drive_accumulates():
+    from spikingjelly.activation_based.functional import reset_net
+    from spikingjelly.activation_based.neuron import IFNode
+
+    net = nn.Sequential(IFNode(step_mode="m"), nn.Linear(F_IN, F_OUT, bias=False))
+    x = torch.rand(T, B, F_IN) * 2
+    counter = count_forward(net, x, batch=B)
+    reset_net(net)  # SpikingJelly's neurons keep their membrane between calls
+    synop, _ = _sj_counts_plain(net, x)
+    assert counter.rows["0"].elements_out == T * B * F_IN and counter.rows["0"].operation == "IFNode update"
+    assert counter.rows["1"].ac == synop.get_total() == counter.rows["1"].spikes_in * F_OUT > 0
+    assert not counter.uncounted
+
+
+def _sj_counts_plain(net, x):
+    synop, mac = SynOpCounter(), MACCounter()
+    with torch.no_grad(), DispatchCounterMode([synop, mac]):
+        net(x)
+    return synop, mac
