@@ -265,3 +265,17 @@ def test_count_batches_takes_any_model_with_the_contract():
     counter = count_batches(model, [data.splits["test"].batch(torch.arange(3).numpy())], padding="real")
     assert counter.rows["audio_rnn"].mac > 0 and counter.rows["head"].mac == 3 * (6 + data.feature_dims[0])
     assert not counter.scoped
+
+
+def test_attention_without_a_mask_counts_pairs_of_the_scope_valid_positions():
+    class SelfAttention(nn.Module):
+        def forward(self, x):  # [B, h, L, d]
+            return nn.functional.scaled_dot_product_attention(x, x, x)
+
+    x = torch.randn(B, 2, L, 4)
+    scopes = [Scope("", "fusion", "joint", VALID)]
+    real = count_forward(SelfAttention(), x, batch=B, padding="real", scopes=scopes)
+    every = count_forward(SelfAttention(), x, batch=B, padding="all", scopes=scopes)
+    assert real.rows["scores"].mac == int((LENGTHS ** 2).sum()) * 2 * 4  # n_b^2 pairs, 2 heads of width 4
+    assert every.rows["scores"].mac == B * L * L * 2 * 4
+    assert real.rows["softmax"].other == int((LENGTHS ** 2).sum()) * 2 * 5
