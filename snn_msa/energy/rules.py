@@ -28,7 +28,6 @@ Operand rules (DESIGN section 7):
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -243,8 +242,7 @@ def _recurrent_rows(call: Call, mode: str, steps: int, x_rows: torch.Tensor, inp
     bias_adds = steps * directions * layers * 2 * gates if bias else 0
     cell_ops = steps * directions * layers * hidden * OTHER_OPS[CELL_OTHER[mode]]
     dense = first_in + rest_in + recurrent
-    name = {"LSTM": "LSTM", "GRU": "GRU"}.get(mode, "RNN")
-    row = call.row("", type(call.target).__name__, f"{name} gates", "real x weight", dense=dense,
+    row = call.row("", type(call.target).__name__, f"{mode.split('_')[0]} gates", "real x weight", dense=dense,
                    other=bias_adds * OTHER_OPS["bias"] + cell_ops)
     if is_spike(x_rows):
         row.operands = "spike x weight (input), real x weight (hidden)"
@@ -285,10 +283,7 @@ def recurrent_cell(call: Call) -> list[LayerCount]:
     """One step of ``nn.LSTMCell``, ``nn.GRUCell``, ``nn.RNNCell`` for every row of its ``[B, F]`` input
     (a cell has no time axis, so padded steps of a loop over time count too)."""
     m, x = call.target, call.args[0]
-    mode = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}.get(type(m), "RNN_TANH")
-    for kind, name in ((nn.LSTMCell, "LSTM"), (nn.GRUCell, "GRU")):
-        if isinstance(m, kind):
-            mode = name
+    mode = "LSTM" if isinstance(m, nn.LSTMCell) else "GRU" if isinstance(m, nn.GRUCell) else "RNN_TANH"
     rows_in = x if x.dim() == 2 else x.unsqueeze(0)
     return _recurrent_rows(call, mode, rows_in.shape[0], rows_in, m.input_size, m.hidden_size, 1, 1, m.bias,
                            _params(m), rows_in.shape[-1])
@@ -408,12 +403,12 @@ def einsum(call: Call) -> list[LayerCount]:
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     spec = equation.replace(" ", "").replace("...", "")
-    inputs, _, output = spec.partition("->")
+    inputs, arrow, output = spec.partition("->")
     sizes: dict[str, int] = {}
     for letters, tensor in zip(inputs.split(","), operands):
         for letter, size in zip(letters, tensor.shape[tensor.dim() - len(letters):]):
             sizes[letter] = max(sizes.get(letter, 1), size)
-    if not _:  # implicit output: the letters that appear once
+    if not arrow:  # implicit output: the letters that appear once
         output = "".join(sorted(c for c in sizes if inputs.count(c) == 1))
     summed = math.prod(size for letter, size in sizes.items() if letter not in output)
     macs = call.output.numel() * summed * max(len(operands) - 1, 1)
@@ -503,7 +498,7 @@ def multihead_attention(call: Call) -> list[LayerCount]:
     kdim, vdim = key.shape[-1], value.shape[-1]
     proj = n_q * dim * dim + n_k * kdim * dim + n_k * vdim * dim
     out_proj = n_q * dim * dim
-    bias = (n_q + 2 * n_k) * dim if m.in_proj_bias is not None or m.q_proj_weight is not None else 0
+    bias = (n_q + 2 * n_k) * dim if m.in_proj_bias is not None else 0
     bias += n_q * dim if m.out_proj.bias is not None else 0
     projections = call.row(".projections", "MultiheadAttention", "Q, K, V and output projections", "real x weight",
                            dense=proj + out_proj, mac=proj + out_proj, other=bias * OTHER_OPS["bias"])
