@@ -11,7 +11,7 @@ from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCou
 from torch import nn
 
 from snn_msa.data import load_dataset
-from snn_msa.energy import Scope, count_batches, count_forward, energy_report, format_report
+from snn_msa.energy import Scope, count_batches, count_forward, energy_report, format_report, plot_report
 from snn_msa.energy.rules import MODULE_RULES, module_rule
 from snn_msa.registry import _REGISTRY, ModelCard, register_model
 
@@ -249,7 +249,7 @@ def plain_entry():
     _REGISTRY.pop("energy-test-plain")
 
 
-def test_a_model_without_twin_or_scopes_is_reported_alone_with_a_warning(plain_entry):
+def test_a_model_without_twin_or_scopes_is_reported_alone_with_a_warning(plain_entry, tmp_path):
     data = load_dataset(None, "sims", synthetic_sizes=(2, 2, 3))
     report = energy_report(plain_entry, data=data, samples=3, batch_size=3)
     assert (report["model"], report["twin"]) == (None, plain_entry)
@@ -257,6 +257,7 @@ def test_a_model_without_twin_or_scopes_is_reported_alone_with_a_warning(plain_e
     assert report["totals"]["ann"]["mac"] > 0 and report["totals"]["ann"]["ac"] == 0
     assert any("no valid positions" in w for w in report["warnings"])
     assert f"{plain_entry} (non-spiking)" in format_report(report)
+    assert plot_report(report, tmp_path / "alone.png").stat().st_size > 0
 
 
 def test_count_batches_takes_any_model_with_the_contract():
