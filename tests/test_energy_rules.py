@@ -280,3 +280,10 @@ def test_attention_without_a_mask_counts_pairs_of_the_scope_valid_positions():
     assert real.rows["scores"].mac == int((LENGTHS ** 2).sum()) * 2 * 4  # n_b^2 pairs, 2 heads of width 4
     assert every.rows["scores"].mac == B * L * L * 2 * 4
     assert real.rows["softmax"].other == int((LENGTHS ** 2).sum()) * 2 * 5
+
+
+def test_batchnorm_in_evaluation_is_a_folded_affine_per_element():
+    net = nn.Sequential(nn.BatchNorm1d(F), nn.Linear(F, H))  # LF-DNN's subnet starts so
+    counter = count_forward(net, torch.randn(B, F), batch=B)
+    assert counter.rows["0"].other == 2 * B * F and counter.rows["0"].mac == 0
+    assert not counter.uncounted

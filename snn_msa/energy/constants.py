@@ -25,6 +25,7 @@ OTHER_OPS = {
     "softmax": 5,  # per score: max compare, subtract, exp, sum, divide
     "neuron": 5,  # per neuron and step: charge (subtract, scale, add), threshold compare, reset
     "bias": 1,  # per output element of a layer with a bias
+    "batchnorm": 2,  # per element in evaluation: the running statistics fold into one multiply and one add
     "activation": 1,  # per element of an activation module (ReLU, GELU, Tanh, Sigmoid...)
     "elementwise": 1,  # per output element of an elementwise step (add, mul...), per input element of a reduction
     "lstm_cell": 9,  # per hidden unit and step: 3 sigmoid + 2 tanh gates, f*c, i*g, their add, o*tanh(c)

@@ -399,7 +399,8 @@ def assumptions(report: dict[str, Any]) -> list[str]:
         "input, Q K^T and softmax x V (Q and K are spikes times weights, so real-valued), matmul/bmm/einsum products "
         "(outer-product and low-rank fusion), the heads, and every product of a non-spiking model.",
         f"Other operations are listed per row but not priced in the 45 nm estimate: per element LayerNorm "
-        f"{o['layernorm']}, softmax {o['softmax']}, bias add {o['bias']}, activation {o['activation']}, elementwise "
+        f"{o['layernorm']}, BatchNorm {o['batchnorm']}, softmax {o['softmax']}, bias add {o['bias']}, activation "
+        f"{o['activation']}, elementwise "
         f"step {o['elementwise']} (per output element; reductions per input element); per hidden unit and step LSTM "
         f"{o['lstm_cell']}, GRU {o['gru_cell']}, RNN {o['rnn_cell']}; neuron update {o['neuron']} per neuron and "
         f"step. Priced at E_MAC they would add {priced} per sample.",
