@@ -315,6 +315,20 @@ def functional_layernorm(call: Call) -> list[LayerCount]:
                             OTHER_OPS["layernorm"])]
 
 
+@module_rule(nn.modules.batchnorm._BatchNorm)
+def batchnorm(call: Call) -> list[LayerCount]:
+    """``nn.BatchNorm1d/2d/3d`` in evaluation: a folded affine per element (channels on axis 1)."""
+    x = call.args[0]
+    return [elementwise_row(call, "", type(call.target).__name__, "batchnorm", x, OTHER_OPS["batchnorm"],
+                            params=_params(call.target), param_reads=2 * x.numel())]
+
+
+@function_rule(F.batch_norm)
+def functional_batchnorm(call: Call) -> list[LayerCount]:
+    return [elementwise_row(call, ".batch_norm", "F.batch_norm", "batchnorm", call.arg("input", 0),
+                            OTHER_OPS["batchnorm"])]
+
+
 ACTIVATIONS = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU)
 
 
@@ -529,7 +543,7 @@ FREE_FUNCTIONS = {
     "is_contiguous", "element_size", "stride", "storage_offset", "data_ptr", "get_device", "untyped_storage",
     "__contains__", "__reduce_ex__", "__deepcopy__", "unfold", "diagonal", "tril", "triu", "ne", "__ne__",
     "broadcast_tensors", "align_to", "_has_compatible_shallow_copy_type", "__array__", "numpy", "copy_",
-    "sort", "argsort",  # reorder data (SGMT packs each sample's valid positions to the front): index bookkeeping
+    "pad", "sort", "argsort",  # pad or reorder data (SGMT packs each sample's valid positions to the front): index bookkeeping
 }
 """Functions that move, view, build or compare-for-bookkeeping data: no arithmetic counted (by name)."""
 
@@ -541,7 +555,7 @@ ELEMENTWISE_FUNCTIONS = {
     "clamp_max", "clip", "maximum", "minimum", "where", "masked_fill", "masked_fill_", "lt", "__lt__", "gt", "__gt__",
     "le", "__le__", "ge", "__ge__", "eq", "__eq__", "logical_and", "logical_or", "logical_not", "__and__", "__or__",
     "__invert__", "__xor__", "sign", "floor", "ceil", "round", "reciprocal", "square", "addcmul", "lerp", "baddbmm_",
-    "cumsum", "heaviside", "nan_to_num", "fill_", "zero_",
+    "cumsum", "heaviside", "nan_to_num", "fill_", "zero_", "sin", "cos", "softplus", "hardtanh",
 }
 """Elementwise steps: one other operation per output element (by name)."""
 
