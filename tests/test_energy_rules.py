@@ -287,3 +287,16 @@ def test_batchnorm_in_evaluation_is_a_folded_affine_per_element():
     counter = count_forward(net, torch.randn(B, F), batch=B)
     assert counter.rows["0"].other == 2 * B * F and counter.rows["0"].mac == 0
     assert not counter.uncounted
+
+
+def test_conv1d_on_spikes_counts_the_pairs_met_like_synop_counter():
+    conv = nn.Conv1d(F, H, kernel_size=3, padding=1, bias=False)
+    spikes = (torch.rand(B, F, L) < 0.3).float()
+    counter = count_forward(conv, spikes, batch=B)
+    synop = SynOpCounter()
+    with torch.no_grad(), DispatchCounterMode([synop]):
+        conv(spikes)
+    row = counter.rows[""]
+    assert row.operands == "spike x weight" and row.mac == 0
+    assert row.ac == synop.get_total() > 0
+    assert row.ac < int(spikes.sum()) * H * 3  # border positions meet fewer weights
