@@ -300,3 +300,34 @@ def test_conv1d_on_spikes_counts_the_pairs_met_like_synop_counter():
     assert row.operands == "spike x weight" and row.mac == 0
     assert row.ac == synop.get_total() > 0
     assert row.ac < int(spikes.sum()) * H * 3  # border positions meet fewer weights
+
+
+class PlainSpiking(nn.Module):
+    """A spiking stand-in without a twin or a 'spiking' setting: its neurons make it spiking."""
+
+    def __init__(self, feature_dims):
+        super().__init__()
+        from snn_msa.neurons import LIF
+
+        self.neuron = LIF()
+        self.head = nn.Linear(feature_dims[1], 1)
+
+    def forward(self, text, audio, vision, audio_lengths=None, vision_lengths=None, text_lengths=None):
+        return self.head(self.neuron(4 * audio.abs().transpose(0, 1))).mean(dim=0)
+
+
+def test_a_spiking_model_without_twin_is_reported_alone_on_the_spiking_side(tmp_path):
+    @register_model(card=ModelCard(summary="stand-in spiking model"))
+    def energy_test_spiking(feature_dims, **kwargs):
+        return PlainSpiking(feature_dims)
+
+    try:
+        data = load_dataset(None, "sims", synthetic_sizes=(2, 2, 3))
+        report = energy_report("energy-test-spiking", data=data, samples=3, batch_size=3)
+    finally:
+        _REGISTRY.pop("energy-test-spiking")
+    assert (report["model"], report["twin"]) == ("energy-test-spiking", None)
+    assert set(report["totals"]) == {"snn", "ratio"} and report["totals"]["snn"]["ac"] > 0
+    assert "No non-spiking twin" in " ".join(report["assumptions"])
+    assert "energy-test-spiking (spiking)" in format_report(report)
+    assert plot_report(report, tmp_path / "alone.png").stat().st_size > 0
