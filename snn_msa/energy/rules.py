@@ -541,7 +541,7 @@ FREE_FUNCTIONS = {
     "movedim", "flip", "roll", "masked_select", "repeat", "repeat_interleave", "tile", "split_with_sizes",
     "pad_sequence", "pack_padded_sequence", "pad_packed_sequence", "_pack_padded_sequence", "_pad_packed_sequence",
     "is_contiguous", "element_size", "stride", "storage_offset", "data_ptr", "get_device", "untyped_storage",
-    "__contains__", "__reduce_ex__", "__deepcopy__", "unfold", "diagonal", "tril", "triu", "ne", "__ne__",
+    "__contains__", "__reduce_ex__", "__deepcopy__", "unfold", "diagonal", "tril", "triu",
     "broadcast_tensors", "align_to", "_has_compatible_shallow_copy_type", "__array__", "numpy", "copy_",
     "pad", "sort", "argsort",  # pad or reorder data (SGMT packs each sample's valid positions to the front): index bookkeeping
 }
@@ -553,7 +553,7 @@ ELEMENTWISE_FUNCTIONS = {
     "true_divide", "neg", "__neg__", "pow", "__pow__", "__rpow__", "sqrt", "rsqrt", "exp", "log", "log1p", "abs",
     "sigmoid", "tanh", "relu", "relu_", "gelu", "silu", "elu", "leaky_relu", "clamp", "clamp_", "clamp_min",
     "clamp_max", "clip", "maximum", "minimum", "where", "masked_fill", "masked_fill_", "lt", "__lt__", "gt", "__gt__",
-    "le", "__le__", "ge", "__ge__", "eq", "__eq__", "logical_and", "logical_or", "logical_not", "__and__", "__or__",
+    "le", "__le__", "ge", "__ge__", "eq", "__eq__", "ne", "__ne__", "logical_and", "logical_or", "logical_not", "__and__", "__or__",
     "__invert__", "__xor__", "sign", "floor", "ceil", "round", "reciprocal", "square", "addcmul", "lerp", "baddbmm_",
     "cumsum", "heaviside", "nan_to_num", "fill_", "zero_", "sin", "cos", "softplus", "hardtanh",
 }
