@@ -11,7 +11,16 @@ from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCou
 from torch import nn
 
 from snn_msa.data import load_dataset
-from snn_msa.energy import Scope, count_batches, count_forward, energy_report, format_report, plot_report
+from snn_msa.energy import (
+    Scope,
+    count_batches,
+    count_forward,
+    energy_report,
+    format_markdown,
+    format_report,
+    format_summary,
+    plot_report,
+)
 from snn_msa.energy.rules import MODULE_RULES, module_rule
 from snn_msa.registry import _REGISTRY, ModelCard, register_model
 
@@ -256,7 +265,8 @@ def test_a_model_without_twin_or_scopes_is_reported_alone_with_a_warning(plain_e
     assert set(report["totals"]) == {"ann", "ratio"} and report["totals"]["ratio"] is None
     assert report["totals"]["ann"]["mac"] > 0 and report["totals"]["ann"]["ac"] == 0
     assert any("no valid positions" in w for w in report["warnings"])
-    assert f"{plain_entry} (non-spiking)" in format_report(report)
+    for text in (format_report(report), format_summary(report), format_markdown(report)):
+        assert f"{plain_entry} (non-spiking)" in text and "SNN / ANN" not in text
     assert plot_report(report, tmp_path / "alone.png").stat().st_size > 0
 
 
@@ -329,5 +339,6 @@ def test_a_spiking_model_without_twin_is_reported_alone_on_the_spiking_side(tmp_
     assert (report["model"], report["twin"]) == ("energy-test-spiking", None)
     assert set(report["totals"]) == {"snn", "ratio"} and report["totals"]["snn"]["ac"] > 0
     assert "No non-spiking twin" in " ".join(report["assumptions"])
-    assert "energy-test-spiking (spiking)" in format_report(report)
+    for text in (format_report(report), format_summary(report), format_markdown(report)):
+        assert "energy-test-spiking (spiking)" in text and "SNN / ANN" not in text
     assert plot_report(report, tmp_path / "alone.png").stat().st_size > 0
