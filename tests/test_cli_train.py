@@ -102,7 +102,6 @@ def test_json_output_is_pure_json_with_progress_on_stderr(tmp_path, tiny_file):
     [
         (["--model", "sgmt-nope"], ["unknown model 'sgmt-nope'", "sgmt-tav", "sgmt-tav-ann", "snn-msa models"]),
         (["--model", "sgmt-tav", "--data", "no/such/file.pkl"], ["no/such/file.pkl", "no such file", "--data"]),
-        (["--model", "sgmt-tav", "--dataset", "imdb"], ["unknown dataset 'imdb'", "sims, simsv2, mosi, mosei"]),
         (["--model", "sgmt-tav", "--seeds", "1,x"], ["--seeds takes integers"]),
         (["--model", "sgmt-tav", "--resume"], ["--resume needs --out"]),
         (["--model", "sgmt-tav", "--epochs", "0"], ["epochs must be a positive integer"]),
@@ -115,6 +114,12 @@ def test_bad_arguments_give_clear_errors(args, words):
     assert "Traceback" not in result.output
     for word in words:
         assert word in result.output
+
+
+def test_an_unknown_dataset_is_a_usage_error_listing_the_profiles():
+    result = run("train", "--model", "sgmt-tav", "--dataset", "imdb")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'imdb' is not one of 'sims', 'simsv2', 'mosi', 'mosei'" in result.output
 
 
 def test_a_dataset_profile_that_does_not_match_the_file_is_refused(tiny_file):

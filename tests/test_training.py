@@ -24,6 +24,7 @@ from snn_msa.training import (
     train,
 )
 from snn_msa.training import checkpoint as ckpt_mod
+from snn_msa.training import distributed as distributed_mod
 from snn_msa.training import trainer as trainer_mod
 from snn_msa.training.results import aggregate, json_safe, mean_std
 
@@ -169,7 +170,7 @@ def test_early_stopping_follows_the_validation_mae_of_m_against_unclipped_labels
     valid = data.splits["valid"]
     valid._labels["M"] = VALID_M.copy()  # labels chosen so that clipping matters at epoch 3
     head_labels = {"T": valid.labels("T"), "A": valid.labels("A"), "V": valid.labels("V"), "TAV": VALID_M}
-    real_forward, real_evaluate, valid_passes, evaluating = SGMT.forward, trainer_mod.evaluate, [], []
+    real_forward, real_evaluate, valid_passes, evaluating = SGMT.forward, distributed_mod.evaluate, [], []
 
     def noting_the_split(model, batches, device):
         evaluating[:] = [batches.split.name]
@@ -188,7 +189,7 @@ def test_early_stopping_follows_the_validation_mae_of_m_against_unclipped_labels
         return output
 
     monkeypatch.setattr(SGMT, "forward", scripted_forward)
-    monkeypatch.setattr(trainer_mod, "evaluate", noting_the_split)
+    monkeypatch.setattr(distributed_mod, "evaluate", noting_the_split)
     results = train(settings(tmp_path, epochs=6, patience=3), dataset=data)
     run = results["seeds"][0]
     table = [_criteria(e, valid_passes[0]) for e in range(5)]
