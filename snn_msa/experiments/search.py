@@ -317,7 +317,7 @@ def search_work(job: SearchJob, study, dataset, say: Echo) -> int:
         state = tally(study.get_trials(deepcopy=False))
         if len(state.results) >= job.trials:
             return trainings
-        if not state.waiting and state.busy() >= job.trials:  # the rest are running in other workers
+        if state.running and not state.waiting and state.busy() >= job.trials:  # the rest run in other workers
             if not waited:
                 say(f"waiting for {state.running} trial(s) running in other workers")
                 waited = True
