@@ -138,6 +138,14 @@ def test_an_interrupted_trial_is_trained_again_at_the_same_point(fake, short_dat
     trainer.calls.clear()
     result = search(short_data["sims"], tmp_path / "s")
     assert points(trainer)[0] == stopped and len(trainer.calls) == 2
+    # ... by the copy the command queued (a fresh seeded sampler might draw the point again by itself).
+    import optuna
+
+    from snn_msa.experiments.study import open_storage
+
+    study = optuna.load_study(study_name="s", storage=open_storage(None, tmp_path / "s"))
+    retrained = [t for t in study.trials if t.state.name == "COMPLETE" and (t.params["scale1"], t.params["strength"]) == stopped]
+    assert len(retrained) == 1 and "fixed_params" in retrained[0].system_attrs
     assert len(result["rows"]) == 3 and stopped in {(r["scale1"], r["strength"]) for r in result["rows"]}
 
 
