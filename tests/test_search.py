@@ -201,7 +201,7 @@ def invoke(*args):
 
 def test_the_grid_command_with_the_tpe_sampler_prints_the_table_and_json(fake, short_data, tmp_path):
     trainer = fake(numbers=by_point)
-    args = ["grid", "--sampler", "tpe", "--trials", "2", "--scale1", "0.25:3", "--strength", "0:0.1",
+    args = ["grid", "--sampler", "tpe", "--trials", "2", "--scale1", "0.25:3", "--strength", "0.01:0.05",
             "--data", short_data["sims"], "--epochs", "1", "--out", tmp_path / "s"]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
@@ -214,6 +214,8 @@ def test_the_grid_command_with_the_tpe_sampler_prints_the_table_and_json(fake, s
 
     payload = json.loads(again.stdout)
     assert payload["sampler"] == "tpe" and payload["ranges"]["scale1"] == {"low": 0.25, "high": 3.0, "scale": "log"}
+    assert payload["ranges"]["strength"] == {"low": 0.01, "high": 0.05, "scale": "uniform"}
+    assert all(0.01 <= r["strength"] <= 0.05 for r in payload["rows"])
     other = invoke(*args[:-2], "--scale1", "0.5:3", "--out", tmp_path / "s")
     assert other.exit_code == 1 and "holds another experiment (ranges" in other.output
 
@@ -242,7 +244,8 @@ def test_the_tpe_sampler_defaults_to_the_papers_span(fake, short_data, tmp_path)
         (["--scale1", "0.25:3"], "ranges LOW:HIGH are for --sampler tpe"),
     ],
 )
-def test_bad_search_arguments_fail_with_one_line(args, words, tmp_path):
+def test_bad_search_arguments_fail_with_one_line(args, words, fake, tmp_path):
+    fake()  # a missing check would train, fast, and exit 0
     result = invoke("grid", *args, "--out", tmp_path / "x")
     assert result.exit_code == 1, result.output
     assert words in result.output and "Traceback" not in result.output
