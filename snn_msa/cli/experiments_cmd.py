@@ -181,16 +181,17 @@ def grid(model, sampler, scale1, strength, trials, metric, **opts) -> None:
             if text is not None and ":" in text:
                 raise click.ClickException(f"{option} {text}: ranges LOW:HIGH are for --sampler tpe; the grid takes "
                                            f"comma-separated values.")
-        scale1s = parse_floats(scale1 or "0.5,1,2,3", "--scale1", "0.5,1,2,3")
-        strengths = parse_floats(strength or "0,0.01,0.025,0.05,0.1", "--strength", "0,0.01,0.025,0.05,0.1")
+        paper_strengths = "0,0.01,0.025,0.05,0.1"
+        scale1s = parse_floats("0.5,1,2,3" if scale1 is None else scale1, "--scale1", "0.5,1,2,3")
+        strengths = parse_floats(paper_strengths if strength is None else strength, "--strength", paper_strengths)
         call = lambda echo, base, out: run_grid(model, scale1s, strengths, base, out, metric=metric, echo=echo,  # noqa: E731
                                                 **_study_options(opts))
         command = "grid"
     else:
         from snn_msa.experiments.search import DEFAULT_TRIALS
 
-        scale1_range = parse_range(scale1 or "0.5:3", "--scale1", "0.25:3")
-        strength_range = parse_range(strength or "0:0.1", "--strength", "0:0.1")
+        scale1_range = parse_range("0.5:3" if scale1 is None else scale1, "--scale1", "0.25:3")
+        strength_range = parse_range("0:0.1" if strength is None else strength, "--strength", "0:0.1")
         trials = DEFAULT_TRIALS if trials is None else trials
         if trials < 1:
             raise click.ClickException(f"--trials must be 1 or more (points to train), got {trials}.")
