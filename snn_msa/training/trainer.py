@@ -105,11 +105,12 @@ def train(
             checkpoint is kept).
         snn_msa.data.DataError: the data file cannot be used.
     """
-    recipe = settings.recipe()  # also checks the model name
+    settings.recipe()  # checks the model name before anything is loaded
     device = resolve_device(settings.device)
     _build_model(settings, None)  # bad model overrides fail before the data is loaded
     dataset = load_training_data(settings, dataset)
     profile = dataset.profile.name
+    recipe = settings.recipe(profile)  # an entry may carry its own recipe per data set
     out = settings.out_dir(profile)
     settings = settings.with_changes(out=str(out))  # checkpoints and results record the folder actually used
     _prepare_out(out, settings)
@@ -176,15 +177,25 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _build_model(settings: TrainSettings, feature_dims):
-    """The zoo model with the run's overrides (profile dims when ``feature_dims`` is None)."""
-    dataset = settings.dataset if settings.dataset and feature_dims is None else None
+def _build_model(settings: TrainSettings, feature_dims, profile: str | None = None):
+    """The zoo model with the run's overrides for data set ``profile`` (default: the settings'), with
+    ``feature_dims`` from the data (the profile's dims when None)."""
     try:
-        return create_model(settings.model, dataset=dataset, feature_dims=feature_dims, **settings.model_overrides)
+        return create_model(settings.model, dataset=profile or settings.dataset, feature_dims=feature_dims,
+                            **settings.model_overrides)
     except UnknownModelError as error:
         raise TrainingError(str(error)) from None
     except ValueError as error:
         raise TrainingError(f"cannot build {settings.model!r} with {dict(settings.model_overrides)}: {error}") from None
+
+
+def parameter_groups(model, recipe: Recipe) -> list[dict[str, Any]]:
+    """Adam's parameter groups: the model's own ``optimizer_groups(lr, weight_decay)`` where it has one
+    (a baseline with MMSA's per-part learning rate or weight decay), else one group at the recipe's values."""
+    groups = getattr(model, "optimizer_groups", None)
+    if groups is None:
+        return [{"params": list(model.parameters())}]
+    return groups(recipe.lr, recipe.weight_decay)
 
 
 def _mean_std_of(values: list[float | None]) -> dict[str, Any]:
@@ -253,8 +264,8 @@ def _train_seed(
         _check_resumable(state, key, last_path)
 
     seed_everything(seed)
-    model = _build_model(settings, dataset.feature_dims).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    model = _build_model(settings, dataset.feature_dims, profile).to(device)
+    optimizer = torch.optim.Adam(parameter_groups(model, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
     spec = model_spec(model, dataset.feature_dims)
     parameters = sum(p.numel() for p in model.parameters())
     model_info = {"parameters": parameters, "model_config": spec["config"], "model_overrides": spec["overrides"]}
