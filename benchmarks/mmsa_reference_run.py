@@ -47,6 +47,7 @@ def time_epochs() -> dict:
 
     def get_train(self, args):
         trainer = original(self, args)
+        record["start"] = time.perf_counter()  # the data is loaded and the model built: the first epoch starts
         do_test = trainer.do_test
 
         def timed(model, dataloader, mode="VAL", **kwargs):
@@ -88,7 +89,6 @@ def main() -> None:
         return results
 
     mmsa_run._run = keep_result
-    record["start"] = time.perf_counter()
     started = time.perf_counter()
     MMSA_run(args.model, "sims", config={"featurePath": args.data}, seeds=[args.seed], gpu_ids=[],
                        num_workers=0, verbose_level=0, model_save_dir=f"{args.out}/models",

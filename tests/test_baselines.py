@@ -79,15 +79,18 @@ def test_mult_future_mask_is_multiheads_buffered_future_mask():
         assert not mask[:, 0].any()  # the first key is always visible, so no row is empty
 
 
-def test_alignment_averages_each_samples_real_frames_into_segments():
+def test_alignment_averages_each_samples_real_frames_into_its_text_length():
     x = torch.arange(2 * 7 * 1, dtype=torch.float64).view(2, 7, 1)
-    lengths = torch.tensor([7, 3])
-    aligned = align_to(x, lengths, 3)
-    for b, n in enumerate(lengths.tolist()):
-        for i in range(3):
-            start, stop = (i * n) // 3, -((-(i + 1) * n) // 3)  # floor(i n / L), ceil((i + 1) n / L)
+    lengths, tokens = torch.tensor([7, 3]), torch.tensor([3, 2])
+    aligned = align_to(x, lengths, tokens, 4)
+    for b, (n, t) in enumerate(zip(lengths.tolist(), tokens.tolist())):
+        for i in range(4):
+            if i >= t:  # past the sample's text: zero, like an aligned file's padding
+                assert aligned[b, i, 0].item() == 0.0
+                continue
+            start, stop = (i * n) // t, -((-(i + 1) * n) // t)  # floor(i n / T), ceil((i + 1) n / T)
             assert aligned[b, i, 0].item() == pytest.approx(x[b, start:stop, 0].mean().item())
-    longer = align_to(x, torch.tensor([2, 1]), 4)  # fewer frames than segments: frames repeat, none is empty
+    longer = align_to(x, torch.tensor([2, 1]), torch.tensor([4, 4]), 4)  # fewer frames than tokens: frames repeat
     assert longer[1, :, 0].tolist() == [x[1, 0, 0].item()] * 4
 
 

@@ -94,19 +94,22 @@ def last_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index).squeeze(1)
 
 
-def align_to(x: torch.Tensor, lengths: torch.Tensor, target: int) -> torch.Tensor:
-    r"""Average each sample's valid frames into ``target`` segments (MMSA's ``avg_pool`` alignment).
+def align_to(x: torch.Tensor, lengths: torch.Tensor, target_lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    r"""Average each sample's valid frames into as many segments as its text has tokens (MMSA's aligned files).
 
-    Segment :math:`i` of a sample with :math:`n` real frames is the mean of frames
-    :math:`\lfloor i n / L \rfloor \le j < \lceil (i+1) n / L \rceil` (never empty),
-    so an unaligned modality can be joined frame by frame with text of length :math:`L`.
+    Segment :math:`i < T_b` of sample :math:`b` with :math:`n_b` real frames and
+    :math:`T_b` real tokens is the mean of frames
+    :math:`\lfloor i n_b / T_b \rfloor \le j < \lceil (i+1) n_b / T_b \rceil` (never empty);
+    segments from :math:`T_b` to ``steps`` are zero, like the padding of an aligned file.
+    Returns ``[B, steps, D]``.
     """
     n = lengths.view(-1, 1, 1).to(x.dtype)  # [B, 1, 1]
-    i = torch.arange(target, device=x.device, dtype=x.dtype).view(1, -1, 1)
+    t = target_lengths.view(-1, 1, 1).to(x.dtype)
+    i = torch.arange(steps, device=x.device, dtype=x.dtype).view(1, -1, 1)
     j = torch.arange(x.shape[1], device=x.device, dtype=x.dtype).view(1, 1, -1)
-    start, stop = torch.floor(i * n / target), torch.ceil((i + 1) * n / target)
-    weights = ((j >= start) & (j < stop)).to(x.dtype)  # [B, target, L]
-    return weights @ x / weights.sum(-1, keepdim=True)
+    start, stop = torch.floor(i * n / t), torch.ceil((i + 1) * n / t)
+    weights = ((j >= start) & (j < stop) & (i < t)).to(x.dtype)  # [B, steps, L]
+    return weights @ x / weights.sum(-1, keepdim=True).clamp(min=1)
 
 
 class BaselineModel(nn.Module):

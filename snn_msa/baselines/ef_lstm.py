@@ -2,10 +2,10 @@ r"""EF-LSTM: early fusion, then an LSTM (Williams et al., 2018, "Recognizing emo
 multimodal DNN feature fusion"), in MMSA's form.
 
 The three modalities are joined frame by frame, :math:`x_t = [t_t; a_t; v_t]`,
-normalised, and read by a stacked LSTM; its last hidden state gives the
-prediction through ``Linear + ReLU`` and ``Linear``. MMSA needs aligned files
+normalised, and read by a stacked LSTM; its final hidden state (after the
+zero-padded sequence, as MMSA) gives the prediction through ``Linear + ReLU`` and ``Linear``. MMSA needs aligned files
 for this; on unaligned data audio and vision are first averaged into as many
-segments as the text has tokens (:func:`~.base.align_to`).
+segments as the sample's text has tokens (:func:`~.base.align_to`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..model import ModelOutput
 from .base import BaselineConfig, BaselineModel, align_to
-from .subnets import last_lstm_state
+from .subnets import final_lstm_state
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,12 @@ class EFLSTM(BaselineModel):
                 text_lengths=None) -> ModelOutput:
         xs, lengths = self.inputs(text, audio, vision, text_lengths, audio_lengths, vision_lengths)
         steps = xs["text"].shape[1]
-        joined = torch.cat([xs["text"], align_to(xs["audio"], lengths["audio"], steps),
-                            align_to(xs["vision"], lengths["vision"], steps)], dim=-1)
+        joined = torch.cat([xs["text"], align_to(xs["audio"], lengths["audio"], lengths["text"], steps),
+                            align_to(xs["vision"], lengths["vision"], lengths["text"], steps)], dim=-1)
         batch_stats = self.training and joined.shape[0] > 1
         n = self.norm
         joined = F.batch_norm(joined.transpose(1, 2), n.running_mean, n.running_var, n.weight, n.bias, batch_stats,
                               n.momentum, n.eps).transpose(1, 2)
-        h = self.dropout(last_lstm_state(self.lstm, joined, lengths["text"]))
+        h = self.dropout(final_lstm_state(self.lstm, joined))
         h = self.dropout(F.relu(self.linear(h)))
         return ModelOutput(predictions={"M": self.out(h).squeeze(-1)}, features={"fusion": h})

@@ -52,7 +52,7 @@ class LateFusionEncoders(BaselineModel):
         """The embeddings ``{"text", "audio", "vision"}`` of one batch."""
         xs, lengths = self.inputs(text, audio, vision, text_lengths, audio_lengths, vision_lengths)
         return {
-            "text": self.text_subnet(xs["text"], lengths["text"]),
+            "text": self.text_subnet(xs["text"]),
             "audio": self.audio_subnet(masked_mean(xs["audio"], lengths["audio"])),
             "vision": self.video_subnet(masked_mean(xs["vision"], lengths["vision"])),
         }

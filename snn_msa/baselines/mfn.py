@@ -102,7 +102,8 @@ class MFN(BaselineModel):
                 text_lengths=None) -> ModelOutput:
         xs, lengths = self.inputs(text, audio, vision, text_lengths, audio_lengths, vision_lengths)
         steps, batch = xs["text"].shape[1], xs["text"].shape[0]
-        seqs = [xs["text"], align_to(xs["audio"], lengths["audio"], steps), align_to(xs["vision"], lengths["vision"], steps)]
+        seqs = [xs["text"], align_to(xs["audio"], lengths["audio"], lengths["text"], steps),
+                align_to(xs["vision"], lengths["vision"], lengths["text"], steps)]
         live = valid_mask(lengths["text"], steps).to(xs["text"].dtype)  # [B, T]
         hs = [xs["text"].new_zeros(batch, d) for d in self.config.hidden_dims]
         cs = [xs["text"].new_zeros(batch, d) for d in self.config.hidden_dims]

@@ -2,8 +2,8 @@
 
 - :class:`SubNet` (audio, vision): BatchNorm, dropout, three ``Linear + ReLU``:
   :math:`h = \\mathrm{ReLU}(W_3 \\mathrm{ReLU}(W_2 \\mathrm{ReLU}(W_1 \\mathrm{drop}(\\mathrm{BN}(x)))))`.
-- :class:`TextSubNet` (text): an LSTM over the real tokens; its last hidden
-  state, dropout and one ``Linear`` give the text embedding.
+- :class:`TextSubNet` (text): an LSTM over the (zero-padded) tokens; its final
+  hidden state and one ``Linear`` give the text embedding.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 
 class SubNet(nn.Module):
@@ -36,22 +35,32 @@ class SubNet(nn.Module):
 
 
 class TextSubNet(nn.Module):
-    """An LSTM over ``[B, L, in_size]`` (real tokens only), last hidden state -> dropout -> ``Linear`` -> ``[B, out]``."""
+    """An LSTM over ``[B, L, in_size]``, its final hidden state -> dropout -> ``Linear`` -> ``[B, out]``.
+
+    As in MMSA, the dropout is zero for this one-layer LSTM (MMSA's ``TextSubNet``
+    sets it to 0 whenever ``num_layers == 1``), so the text dropout value has no effect.
+    """
 
     def __init__(self, in_size: int, hidden: int, out_size: int, dropout: float):
         super().__init__()
+        del dropout  # kept in the signature: the configs carry MMSA's value, which MMSA ignores too
         self.rnn = nn.LSTM(in_size, hidden, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
         self.linear_1 = nn.Linear(hidden, out_size)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.linear_1(self.dropout(last_lstm_state(self.rnn, x, lengths)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear_1(final_lstm_state(self.rnn, x))
 
 
-def last_lstm_state(rnn: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """The last layer's hidden state after each sample's last real step (padding never enters the LSTM)."""
-    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    _, (h_n, _) = rnn(packed)
+def final_lstm_state(rnn: nn.LSTM, x: torch.Tensor) -> torch.Tensor:
+    """The last layer's hidden state after the whole (zero-padded) sequence, as MMSA reads it.
+
+    The padding is zero (the models zero it), so the state depends only on a
+    sample's real steps and the file's padded length, never on the rest of its
+    batch. Reading the state at each sample's last real step instead (a packed
+    sequence) learned the text signal of synthetic CH-SIMS data far worse: see
+    docs/baselines.md.
+    """
+    _, (h_n, _) = rnn(x)
     return h_n[-1]
 
 
