@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from snn_msa import zoo
 from snn_msa.cli import main
-from snn_msa.model import MODALITIES, ModelOutput
+from snn_msa.contract import ModelOutput, MSAModel
+from snn_msa.model import MODALITIES
 from snn_msa.neurons import LIF, ConnectedLIF
 from snn_msa.profiles import PROFILES
 from snn_msa.training.checkpoint import model_spec, rebuild_model
@@ -60,7 +61,8 @@ def test_forward_backward_and_determinism(name):
     card = zoo.get_card(name)
     batch = batch_for(model)
     out = model(**batch)
-    assert isinstance(out, ModelOutput) and "M" in out.predictions
+    assert isinstance(model, MSAModel) and isinstance(out, ModelOutput) and "M" in out.predictions
+    assert (out.sample_firing_rate is None) == (not card.spiking)
     for pred in out.predictions.values():
         assert pred.shape == (3,) and torch.isfinite(pred).all()
     assert bool(out.firing_rates) == card.spiking  # rates from every spiking model, none from the others
@@ -192,7 +194,7 @@ def test_unknown_model_and_bad_override_are_clear():
     with pytest.raises(ValueError, match="unknown dataset"):
         zoo.create_model("sgmt-tav", dataset="imdb")
     model = zoo.create_model("sgmt-tav", scale1=None, strength=0.05)  # None is dropped
-    assert model.config.scale1 == 0.5 and model.config.strength == 0.05
+    assert model.config.scale1 == 0.5 and model.config.neuron.strength == 0.05
 
 
 def test_models_command_lists_cards():

@@ -34,7 +34,7 @@ _MODALITIES = {"t": "text", "a": "audio", "v": "vision"}
 
 def _build(feature_dims, letters: str, **kwargs) -> SGMT:
     mods = tuple(_MODALITIES[letter] for letter in letters)
-    return SGMT(SGMTConfig(feature_dims=tuple(feature_dims), **{"modalities": mods, **kwargs}))
+    return SGMT(SGMTConfig.from_options(feature_dims=tuple(feature_dims), **{"modalities": mods, **kwargs}))
 
 
 def _spiking_card(letters: str, summary: str, rows: tuple[PaperRow, ...]) -> ModelCard:

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..model import ModelOutput  # moves to snn_msa.contract with the lead's commit
+from ..contract import ModelOutput
 
 MODALITIES = ("text", "audio", "vision")
 

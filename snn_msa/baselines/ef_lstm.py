@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig, BaselineModel, align_to
 from .subnets import final_lstm_state
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig, BaselineModel, masked_mean
 from .subnets import SubNet, TextSubNet, post_head
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig
 from .lf_dnn import LateFusionEncoders
 from .subnets import append_one

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig, BaselineModel, align_to, valid_mask
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig
 from .lf_dnn import LateFusionEncoders
 from .subnets import post_head

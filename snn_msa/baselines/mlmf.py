@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig
 from .lmf import LowRankFusion
 from .mlf_dnn import MultiTaskHeads

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .base import BaselineConfig, BaselineModel, last_valid, valid_mask
 
 PAIRS = (("text", "audio"), ("text", "vision"), ("audio", "text"), ("audio", "vision"), ("vision", "text"),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import ModelOutput
+from ..contract import ModelOutput
 from .lf_dnn import LateFusionEncoders
 from .base import BaselineConfig
 from .subnets import append_one, post_head

@@ -19,3 +19,6 @@ ALL.append(energy)
 
 from .experiments_cmd import ablate, compare, grid  # noqa: E402
 ALL.extend([grid, ablate, compare])
+
+from .diagnose_cmd import diagnose  # noqa: E402
+ALL.append(diagnose)

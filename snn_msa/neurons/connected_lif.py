@@ -14,12 +14,12 @@ import math
 
 import torch
 
-from .activity import SpikeActivity
+from .activity import SpikeActivity, valid_counts
 from .connected_lif_reference import connected_lif_reference
 from .connected_lif_torch import ConnectedLIFFunction
-from .parameters import LIFParameters, check_sequence_input
+from .parameters import NEURON_BACKENDS, LIFParameters, check_sequence_input
 
-BACKENDS = ("auto", "reference", "torch", "cupy")
+BACKENDS = NEURON_BACKENDS
 
 
 def resolve_backend(backend: str, x: torch.Tensor) -> str:
@@ -96,7 +96,8 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
         self.register_buffer("omega", omega)
         self._last_recurrent_spikes: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes ``[T, B, F]``; ``valid`` (``[T, B]`` bool) only says which positions the activity counts."""
         check_sequence_input(x, self.features, "ConnectedLIF")
         backend = resolve_backend(self.backend, x)
         omega = self.omega.to(x.device, x.dtype)
@@ -108,9 +109,11 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
             from .connected_lif_cupy import ConnectedLIFCupyFunction
 
             spikes = ConnectedLIFCupyFunction.apply(x, omega, self.params)
-        self.record_activity(spikes)
-        # Spikes at t-1 drive the recurrence at t, so the last step's spikes feed nothing.
-        self._last_recurrent_spikes = spikes[:-1].detach().sum()
+        self.record_activity(spikes, valid)
+        # Spikes at t-1 drive the recurrence at t, so the last step's spikes feed nothing;
+        # spikes at padded positions are not counted (a deployed model runs no padding).
+        feeding, _ = valid_counts(spikes[:-1], None if valid is None else valid[:-1])
+        self._last_recurrent_spikes = feeding.sum()
         return spikes
 
     @property

@@ -1,7 +1,7 @@
 """One training epoch and one evaluation pass, for any zoo model.
 
 Every zoo model takes ``(text, audio, vision, audio_lengths=, vision_lengths=,
-text_lengths=)`` and returns a :class:`~snn_msa.model.ModelOutput`, and has
+text_lengths=)`` and returns a :class:`~snn_msa.contract.ModelOutput`, and has
 ``model.loss(output, labels)``; that is all this module relies on.
 
 Per-batch numbers stay tensors and are summed on the device; the only
@@ -46,7 +46,12 @@ class Evaluation:
             unclipped labels: the early-stopping criterion (MMSA's validation "Loss").
         total_loss: the model's multi-task loss, averaged over samples.
         predictions, labels: the ``M`` predictions and labels, in split order.
-        firing_rates: each spiking layer's firing rate, averaged over samples.
+        firing_rates: each spiking layer's firing rate over the split: its spikes over
+            its valid (sample, step, neuron) positions, padding excluded.
+        mean_firing_rate: all spikes over all valid neuron-steps of every spiking
+            layer (None for a non-spiking model).
+        sample_firing_rates: each sample's firing rate, in split order (None for a
+            non-spiking model).
         ids: the sample ids, in split order.
     """
 
@@ -55,14 +60,9 @@ class Evaluation:
     predictions: np.ndarray
     labels: np.ndarray
     firing_rates: dict[str, float] = field(default_factory=dict)
+    mean_firing_rate: float | None = None
+    sample_firing_rates: np.ndarray | None = None
     ids: list = field(default_factory=list)
-
-    @property
-    def mean_firing_rate(self) -> float | None:
-        """Unweighted mean over layers (as ``ModelOutput.mean_firing_rate``), ``None`` for a twin."""
-        if not self.firing_rates:
-            return None
-        return float(np.mean(list(self.firing_rates.values())))
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -120,7 +120,9 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.
     preds, labels_m, ids = [], [], []
     l1_sum = torch.zeros((), dtype=torch.float64, device=device)
     total_sum = torch.zeros((), dtype=torch.float64, device=device)
-    rate_sums: dict[str, torch.Tensor] = {}
+    spike_sums: dict[str, torch.Tensor] = {}
+    step_sums: dict[str, torch.Tensor] = {}
+    sample_rates = []
     samples = 0
     for batch in batches:
         inputs, labels = to_device(batch, device)
@@ -131,9 +133,11 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.
         n = target.shape[0]
         l1_sum += (pred - target).abs().double().sum()
         total_sum += total.double() * n
-        for name, rate in output.firing_rates.items():
-            weighted = rate.detach().double() * n
-            rate_sums[name] = weighted if name not in rate_sums else rate_sums[name] + weighted
+        for name, (spikes, steps) in output.activity.items():
+            spike_sums[name] = spike_sums.get(name, 0) + spikes.double().sum()
+            step_sums[name] = step_sums.get(name, 0) + steps.double().sum()
+        if output.activity:
+            sample_rates.append(output.sample_firing_rate.float().cpu())
         preds.append(pred.float().cpu())
         labels_m.append(target.float().cpu())
         ids.extend(batch.get("ids") or [])
@@ -145,6 +149,9 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.
         total_loss=float(total_sum) / samples,
         predictions=torch.cat(preds).numpy(),
         labels=torch.cat(labels_m).numpy(),
-        firing_rates={name: float(s) / samples for name, s in rate_sums.items()},
+        firing_rates={name: float(spike_sums[name] / step_sums[name].clamp_min(1.0)) for name in spike_sums},
+        mean_firing_rate=(float(sum(spike_sums.values()) / sum(step_sums.values()).clamp_min(1.0))
+                          if spike_sums else None),
+        sample_firing_rates=torch.cat(sample_rates).numpy() if sample_rates else None,
         ids=list(ids),
     )
