@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="MMSA model name, e.g. lf_dnn, tfn, mult")
     parser.add_argument("--data", required=True, help="a SIMS-shaped MMSA feature pickle")
     parser.add_argument("--seed", type=int, default=1111)
+    parser.add_argument("--early-stop", type=int, default=None, help="MMSA's early_stop (default: its config's 8)")
     parser.add_argument("--out", default="/tmp/mmsa-reference", help="MMSA's model, result and log folders")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -90,7 +91,8 @@ def main() -> None:
 
     mmsa_run._run = keep_result
     started = time.perf_counter()
-    MMSA_run(args.model, "sims", config={"featurePath": args.data}, seeds=[args.seed], gpu_ids=[],
+    config = {"featurePath": args.data, **({"early_stop": args.early_stop} if args.early_stop else {})}
+    MMSA_run(args.model, "sims", config=config, seeds=[args.seed], gpu_ids=[],
                        num_workers=0, verbose_level=0, model_save_dir=f"{args.out}/models",
                        res_save_dir=f"{args.out}/results", log_dir=f"{args.out}/logs")
     seconds = record["seconds"]

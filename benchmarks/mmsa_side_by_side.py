@@ -1,9 +1,9 @@
 """Train baselines with our trainer and with MMSA 2.2.1's own code on one file; print both side by side.
 
 For docs/baselines.md. Each model trains once per side with seed 1111 and
-MMSA's procedure (its published hyperparameters, early stop after 8 epochs
-without a lower validation MAE; ours with ``--epochs 100`` so that early
-stopping, not a cap, ends both). Both run on one CPU thread. Writes
+MMSA's procedure (its published hyperparameters, early stop after
+``--patience`` epochs without a lower validation MAE, 8 in MMSA's configs;
+ours with ``--epochs 100`` so that early stopping, not a cap, ends both). Both run on one CPU thread. Writes
 ``OUT/<side>-<model>.json`` and prints a Markdown table.
 
     OMP_NUM_THREADS=1 python benchmarks/mmsa_side_by_side.py --data sims.pkl \\
@@ -23,24 +23,24 @@ HERE = Path(__file__).resolve().parent
 KEYS = ("Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr")
 
 
-def run_mmsa(python: str, model: str, data: str, out: Path) -> dict:
+def run_mmsa(python: str, model: str, data: str, out: Path, patience: int) -> dict:
     """MMSA's own training of ``model`` (MMSA's name: ``lf_dnn``), via benchmarks/mmsa_reference_run.py."""
     target = out / f"mmsa-{model}.json"
     if not target.exists():
         done = subprocess.run([python, str(HERE / "mmsa_reference_run.py"), "--model", model.replace("-", "_"),
-                               "--data", data, "--out", str(out / "mmsa-files")],
+                               "--data", data, "--out", str(out / "mmsa-files"), "--early-stop", str(patience)],
                               capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True)
         target.write_text(done.stdout.strip().splitlines()[-1])
     record = json.loads(target.read_text())
     return {"test": record["test"], "epochs": record["epochs"], "seconds_per_epoch": record["seconds_per_epoch"]}
 
 
-def run_ours(model: str, data: str, out: Path) -> dict:
-    """Our trainer: ``snn-msa train --model MODEL --data DATA --dataset sims --epochs 100 --seeds 1111``."""
+def run_ours(model: str, data: str, out: Path, patience: int) -> dict:
+    """Our trainer: ``snn-msa train --model MODEL --data DATA --dataset sims --epochs 100 --patience P --seeds 1111``."""
     folder = out / f"ours-{model}"
     if not (folder / "results.json").exists():
         subprocess.run([str(Path(sys.executable).parent / "snn-msa"), "train", "--model", model, "--data", data, "--dataset", "sims",
-                        "--epochs", "100", "--seeds", "1111", "--out", str(folder), "--overwrite", "--quiet"],
+                        "--epochs", "100", "--patience", str(patience), "--seeds", "1111", "--out", str(folder), "--overwrite", "--quiet"],
                        check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     results = json.loads((folder / "results.json").read_text())
     seed = results["seeds"][0]
@@ -63,13 +63,15 @@ def main() -> None:
     parser.add_argument("--mmsa-python", required=True, help="the Python of an environment with mmsa==2.2.1")
     parser.add_argument("--models", default="lf-dnn,tfn,mult")
     parser.add_argument("--out", default="/tmp/mmsa-check")
+    parser.add_argument("--patience", type=int, default=8, help="early stop after this many epochs without a better "
+                        "validation loss, on both sides (MMSA's early_stop; its configs say 8)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for model in args.models.split(","):
-        rows.append((model, "snn-msa", run_ours(model, args.data, out)))
-        rows.append((model, "MMSA 2.2.1", run_mmsa(args.mmsa_python, model, args.data, out)))
+        rows.append((model, "snn-msa", run_ours(model, args.data, out, args.patience)))
+        rows.append((model, "MMSA 2.2.1", run_mmsa(args.mmsa_python, model, args.data, out, args.patience)))
         print(table(rows[-2:]).splitlines()[-2:], file=sys.stderr, flush=True)
     print(table(rows))
 
