@@ -349,3 +349,11 @@ def test_comparison_on_mosei_shaped_data_has_table_2s_columns(fake, tmp_path):
     mult = result["rows"][0]
     assert mult["Mult_acc_7_paper"] == 0.518 and mult["Non0_acc_2_paper"] == 0.825 and mult["Mult_acc_5_paper"] is None
     assert "Table 2, CMU-MOSEI" in result["markdown"]
+
+
+def test_comparison_refuses_sgmt_overrides_for_baselines_before_training(fake, short_data, tmp_path):
+    trainer = fake()
+    with pytest.raises(ExperimentError, match="mult cannot take the shared model overrides \\(scale1=1.0\\)"):
+        run_comparison(["sgmt-tav", "mult"], base(short_data["simsv2"], model_overrides={"scale1": 1.0}), tmp_path / "c",
+                       energy_samples=0)
+    assert trainer.calls == []

@@ -44,6 +44,23 @@ ENERGY_COLUMNS = ("energy_pj_per_sample", "energy_memory_pj_per_sample", "ac_per
                   "energy_side", "energy_samples")
 
 
+def check_shared_overrides(models: Sequence[str], overrides: dict[str, Any], feature_dims) -> None:
+    """Refuse, before anything trains, model overrides that some of ``models`` do not take (SGMT's
+    ``scale1`` means nothing to MulT), naming the models and what to do."""
+    if not overrides:
+        return
+    refused = []
+    for model in models:
+        try:
+            create_model(model, feature_dims=feature_dims, **overrides)
+        except ValueError:
+            refused.append(model)
+    if refused:
+        shared = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+        raise ExperimentError(f"{', '.join(refused)} cannot take the shared model overrides ({shared}); compare them "
+                              "in a run without those options, or leave them out of --models.")
+
+
 def counted_by_energy_counter(model: str) -> bool:
     """Whether :mod:`snn_msa.energy` counts ``model``'s operations today.
 
@@ -92,6 +109,7 @@ def run_comparison(
     dataset = load_experiment_data(base, dataset)
     profile = dataset.profile.name
     keys = METRIC_KEYS[metric_family(profile)]
+    check_shared_overrides(models, base.model_overrides, dataset.feature_dims)
     outcomes = execute_runs([Run(m) for m in models], base, out, dataset=dataset, jobs=jobs, verbose=verbose, echo=echo)
 
     rows, notes, uncounted = [], [], []
