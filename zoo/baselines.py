@@ -30,40 +30,116 @@ MMSA_DATASET = {"sims": "sims", "simsv2": "sims", "mosi": "mosi", "mosei": "mose
 # name: {MMSA data set: (model fields, recipe fields)}
 MMSA_PARAMS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "ef_lstm": {
-        "mosi": ({'hidden_dims': 128, 'num_layers': 4, 'dropout': 0.5}, {'lr': 0.001, 'batch_size': 32, 'weight_decay': 0.005}),
-        "mosei": ({'hidden_dims': 256, 'num_layers': 2, 'dropout': 0.4}, {'lr': 0.005, 'batch_size': 128, 'weight_decay': 0.0001}),
-        "sims": ({'hidden_dims': 32, 'num_layers': 3, 'dropout': 0.5}, {'lr': 0.0005, 'batch_size': 128, 'weight_decay': 0.001}),
+        "mosi": (
+            dict(hidden_dims=128, num_layers=4, dropout=0.5),
+            dict(lr=0.001, batch_size=32, weight_decay=0.005),
+        ),
+        "mosei": (
+            dict(hidden_dims=256, num_layers=2, dropout=0.4),
+            dict(lr=0.005, batch_size=128, weight_decay=0.0001),
+        ),
+        "sims": (
+            dict(hidden_dims=32, num_layers=3, dropout=0.5),
+            dict(lr=0.0005, batch_size=128, weight_decay=0.001),
+        ),
     },
     "lf_dnn": {
-        "mosi": ({'hidden_dims': (128, 16, 128), 'text_out': 256, 'post_fusion_dim': 128, 'dropouts': (0.2, 0.2, 0.2, 0.2)}, {'lr': 0.001, 'batch_size': 128, 'weight_decay': 0.01}),
-        "mosei": ({'hidden_dims': (128, 32, 128), 'text_out': 128, 'post_fusion_dim': 128, 'dropouts': (0.2, 0.2, 0.2, 0.2)}, {'lr': 0.002, 'batch_size': 64, 'weight_decay': 0.001}),
-        "sims": ({'hidden_dims': (128, 32, 128), 'text_out': 256, 'post_fusion_dim': 32, 'dropouts': (0.3, 0.3, 0.3, 0.5)}, {'lr': 0.005, 'batch_size': 128, 'weight_decay': 0.005}),
+        "mosi": (
+            dict(hidden_dims=(128, 16, 128), text_out=256, post_fusion_dim=128, dropouts=(0.2, 0.2, 0.2, 0.2)),
+            dict(lr=0.001, batch_size=128, weight_decay=0.01),
+        ),
+        "mosei": (
+            dict(hidden_dims=(128, 32, 128), text_out=128, post_fusion_dim=128, dropouts=(0.2, 0.2, 0.2, 0.2)),
+            dict(lr=0.002, batch_size=64, weight_decay=0.001),
+        ),
+        "sims": (
+            dict(hidden_dims=(128, 32, 128), text_out=256, post_fusion_dim=32, dropouts=(0.3, 0.3, 0.3, 0.5)),
+            dict(lr=0.005, batch_size=128, weight_decay=0.005),
+        ),
     },
     "tfn": {
-        "mosi": ({'hidden_dims': (128, 32, 128), 'text_out': 32, 'post_fusion_dim': 64, 'dropouts': (0.3, 0.3, 0.3, 0.5)}, {'lr': 0.001, 'batch_size': 32}),
-        "mosei": ({'hidden_dims': (128, 16, 128), 'text_out': 128, 'post_fusion_dim': 16, 'dropouts': (0.4, 0.4, 0.4, 0.4)}, {'lr': 0.005, 'batch_size': 128}),
-        "sims": ({'hidden_dims': (128, 32, 128), 'text_out': 256, 'post_fusion_dim': 32, 'dropouts': (0.4, 0.4, 0.4, 0.4)}, {'lr': 0.0005, 'batch_size': 32}),
+        "mosi": (
+            dict(hidden_dims=(128, 32, 128), text_out=32, post_fusion_dim=64, dropouts=(0.3, 0.3, 0.3, 0.5)),
+            dict(lr=0.001, batch_size=32),
+        ),
+        "mosei": (
+            dict(hidden_dims=(128, 16, 128), text_out=128, post_fusion_dim=16, dropouts=(0.4, 0.4, 0.4, 0.4)),
+            dict(lr=0.005, batch_size=128),
+        ),
+        "sims": (
+            dict(hidden_dims=(128, 32, 128), text_out=256, post_fusion_dim=32, dropouts=(0.4, 0.4, 0.4, 0.4)),
+            dict(lr=0.0005, batch_size=32),
+        ),
     },
     "lmf": {
-        "mosi": ({'hidden_dims': (128, 16, 128), 'dropouts': (0.3, 0.3, 0.3, 0.3), 'rank': 3, 'factor_lr': 0.001}, {'lr': 0.001, 'batch_size': 64, 'weight_decay': 0.005}),
-        "mosei": ({'hidden_dims': (128, 16, 128), 'dropouts': (0.2, 0.2, 0.2, 0.2), 'rank': 4, 'factor_lr': 0.001}, {'lr': 0.001, 'batch_size': 32, 'weight_decay': 0.001}),
-        "sims": ({'hidden_dims': (64, 16, 64), 'dropouts': (0.2, 0.2, 0.2, 0.2), 'rank': 4, 'factor_lr': 0.0005}, {'lr': 0.002, 'batch_size': 64, 'weight_decay': 0.005}),
+        "mosi": (
+            dict(hidden_dims=(128, 16, 128), dropouts=(0.3, 0.3, 0.3, 0.3), rank=3, factor_lr=0.001),
+            dict(lr=0.001, batch_size=64, weight_decay=0.005),
+        ),
+        "mosei": (
+            dict(hidden_dims=(128, 16, 128), dropouts=(0.2, 0.2, 0.2, 0.2), rank=4, factor_lr=0.001),
+            dict(lr=0.001, batch_size=32, weight_decay=0.001),
+        ),
+        "sims": (
+            dict(hidden_dims=(64, 16, 64), dropouts=(0.2, 0.2, 0.2, 0.2), rank=4, factor_lr=0.0005),
+            dict(lr=0.002, batch_size=64, weight_decay=0.005),
+        ),
     },
     "mfn": {
-        "mosi": ({'nn1_dim': 32, 'nn1_dropout': 0.2, 'nn2_dim': 64, 'nn2_dropout': 0.0, 'gamma1_dim': 256, 'gamma1_dropout': 0.7, 'gamma2_dim': 32, 'gamma2_dropout': 0.5, 'out_dim': 128, 'out_dropout': 0.0, 'hidden_dims': (256, 32, 256), 'memsize': 400, 'windowsize': 2}, {'lr': 0.002, 'batch_size': 128, 'weight_decay': 0.0}),
-        "mosei": ({'nn1_dim': 128, 'nn1_dropout': 0.2, 'nn2_dim': 128, 'nn2_dropout': 0.5, 'gamma1_dim': 256, 'gamma1_dropout': 0.7, 'gamma2_dim': 256, 'gamma2_dropout': 0.0, 'out_dim': 128, 'out_dropout': 0.5, 'hidden_dims': (128, 32, 128), 'memsize': 128, 'windowsize': 2}, {'lr': 0.0005, 'batch_size': 64, 'weight_decay': 0.0001}),
-        "sims": ({'nn1_dim': 128, 'nn1_dropout': 0.2, 'nn2_dim': 128, 'nn2_dropout': 0.0, 'gamma1_dim': 64, 'gamma1_dropout': 0.2, 'gamma2_dim': 64, 'gamma2_dropout': 0.7, 'out_dim': 64, 'out_dropout': 0.7, 'hidden_dims': (64, 16, 64), 'memsize': 64, 'windowsize': 2}, {'lr': 0.001, 'batch_size': 32, 'weight_decay': 0.0}),
+        "mosi": (
+            dict(nn1_dim=32, nn1_dropout=0.2, nn2_dim=64, nn2_dropout=0.0, gamma1_dim=256, gamma1_dropout=0.7,
+                 gamma2_dim=32, gamma2_dropout=0.5, out_dim=128, out_dropout=0.0, hidden_dims=(256, 32, 256),
+                 memsize=400, windowsize=2),
+            dict(lr=0.002, batch_size=128, weight_decay=0.0),
+        ),
+        "mosei": (
+            dict(nn1_dim=128, nn1_dropout=0.2, nn2_dim=128, nn2_dropout=0.5, gamma1_dim=256, gamma1_dropout=0.7,
+                 gamma2_dim=256, gamma2_dropout=0.0, out_dim=128, out_dropout=0.5, hidden_dims=(128, 32, 128),
+                 memsize=128, windowsize=2),
+            dict(lr=0.0005, batch_size=64, weight_decay=0.0001),
+        ),
+        "sims": (
+            dict(nn1_dim=128, nn1_dropout=0.2, nn2_dim=128, nn2_dropout=0.0, gamma1_dim=64, gamma1_dropout=0.2,
+                 gamma2_dim=64, gamma2_dropout=0.7, out_dim=64, out_dropout=0.7, hidden_dims=(64, 16, 64), memsize=64,
+                 windowsize=2),
+            dict(lr=0.001, batch_size=32, weight_decay=0.0),
+        ),
     },
     "mult": {
-        "mosi": ({'attn_dropout_a': 0.2, 'attn_dropout_v': 0.0, 'relu_dropout': 0.0, 'embed_dropout': 0.2, 'res_dropout': 0.0, 'dst_feature_dim_nheads': (50, 10), 'nlevels': 4, 'conv1d_kernel_size_l': 5, 'conv1d_kernel_size_a': 5, 'conv1d_kernel_size_v': 5, 'text_dropout': 0.5, 'attn_dropout': 0.3, 'output_dropout': 0.5}, {'lr': 0.002, 'batch_size': 16, 'weight_decay': 0.005, 'grad_clip': 0.6}),
-        "mosei": ({'attn_dropout_a': 0.0, 'attn_dropout_v': 0.0, 'relu_dropout': 0.0, 'embed_dropout': 0.0, 'res_dropout': 0.0, 'dst_feature_dim_nheads': (30, 6), 'nlevels': 4, 'conv1d_kernel_size_l': 5, 'conv1d_kernel_size_a': 1, 'conv1d_kernel_size_v': 3, 'text_dropout': 0.3, 'attn_dropout': 0.4, 'output_dropout': 0.5}, {'lr': 0.0005, 'batch_size': 4, 'weight_decay': 0.001, 'grad_clip': 0.6}),
-        "sims": ({'attn_dropout_a': 0.1, 'attn_dropout_v': 0.0, 'relu_dropout': 0.0, 'embed_dropout': 0.1, 'res_dropout': 0.2, 'dst_feature_dim_nheads': (50, 10), 'nlevels': 2, 'conv1d_kernel_size_l': 5, 'conv1d_kernel_size_a': 1, 'conv1d_kernel_size_v': 1, 'text_dropout': 0.3, 'attn_dropout': 0.2, 'output_dropout': 0.1}, {'lr': 0.002, 'batch_size': 16, 'weight_decay': 0.001, 'grad_clip': 0.6}),
+        "mosi": (
+            dict(attn_dropout_a=0.2, attn_dropout_v=0.0, relu_dropout=0.0, embed_dropout=0.2, res_dropout=0.0,
+                 dst_feature_dim_nheads=(50, 10), nlevels=4, conv1d_kernel_size_l=5, conv1d_kernel_size_a=5,
+                 conv1d_kernel_size_v=5, text_dropout=0.5, attn_dropout=0.3, output_dropout=0.5),
+            dict(lr=0.002, batch_size=16, weight_decay=0.005, grad_clip=0.6),
+        ),
+        "mosei": (
+            dict(attn_dropout_a=0.0, attn_dropout_v=0.0, relu_dropout=0.0, embed_dropout=0.0, res_dropout=0.0,
+                 dst_feature_dim_nheads=(30, 6), nlevels=4, conv1d_kernel_size_l=5, conv1d_kernel_size_a=1,
+                 conv1d_kernel_size_v=3, text_dropout=0.3, attn_dropout=0.4, output_dropout=0.5),
+            dict(lr=0.0005, batch_size=4, weight_decay=0.001, grad_clip=0.6),
+        ),
+        "sims": (
+            dict(attn_dropout_a=0.1, attn_dropout_v=0.0, relu_dropout=0.0, embed_dropout=0.1, res_dropout=0.2,
+                 dst_feature_dim_nheads=(50, 10), nlevels=2, conv1d_kernel_size_l=5, conv1d_kernel_size_a=1,
+                 conv1d_kernel_size_v=1, text_dropout=0.3, attn_dropout=0.2, output_dropout=0.1),
+            dict(lr=0.002, batch_size=16, weight_decay=0.001, grad_clip=0.6),
+        ),
     },
     "mlf_dnn": {
-        "sims": ({'loss_weights': (0.6, 0.2, 0.8, 0.8), 'sub_weight_decay': (0.0001, 0.001, 0.0001), 'hidden_dims': (64, 32, 64), 'text_out': 32, 'post_fusion_dim': 32, 'post_text_dim': 16, 'post_audio_dim': 4, 'post_video_dim': 32, 'dropouts': (0.3, 0.3, 0.3), 'post_dropouts': (0.5, 0.5, 0.5, 0.5)}, {'lr': 0.002, 'batch_size': 32, 'weight_decay': 0.0}),
+        "sims": (
+            dict(loss_weights=(0.6, 0.2, 0.8, 0.8), sub_weight_decay=(0.0001, 0.001, 0.0001), hidden_dims=(64, 32,
+                 64), text_out=32, post_fusion_dim=32, post_text_dim=16, post_audio_dim=4, post_video_dim=32,
+                 dropouts=(0.3, 0.3, 0.3), post_dropouts=(0.5, 0.5, 0.5, 0.5)),
+            dict(lr=0.002, batch_size=32, weight_decay=0.0),
+        ),
     },
     "mlmf": {
-        "sims": ({'loss_weights': (0.2, 1.0, 0.4, 0.8), 'sub_weight_decay': (0.0001, 0.0, 0.0001), 'hidden_dims': (256, 32, 256), 'post_text_dim': 8, 'post_audio_dim': 4, 'post_video_dim': 32, 'post_dropouts': (0.4, 0.4, 0.4, 0.4), 'dropouts': (0.3, 0.3, 0.3), 'rank': 3, 'factor_lr': 0.001}, {'lr': 0.001, 'batch_size': 128, 'weight_decay': 0.005}),
+        "sims": (
+            dict(loss_weights=(0.2, 1.0, 0.4, 0.8), sub_weight_decay=(0.0001, 0.0, 0.0001), hidden_dims=(256, 32,
+                 256), post_text_dim=8, post_audio_dim=4, post_video_dim=32, post_dropouts=(0.4, 0.4, 0.4, 0.4),
+                 dropouts=(0.3, 0.3, 0.3), rank=3, factor_lr=0.001),
+            dict(lr=0.001, batch_size=128, weight_decay=0.005),
+        ),
     },
 }
 
