@@ -204,6 +204,8 @@ def test_models_command_lists_cards():
     assert [c["name"] for c in cards] == MODELS
     tav = next(c for c in cards if c["name"] == "sgmt-tav")
     assert tav["paper_results"]["simsv2"]["Mult_acc_5"] == 0.5503
+    assert tav["paper_results"]["simsv2"]["F1_score"] == 0.8046  # Table 1's row, not Table 3's (0.8068)
+    assert [r["table"] for r in tav["paper_rows"]] == ["Table 1", "Table 2", "Table 3"]
     assert tav["spiking"] and tav["twin"] == "sgmt-tav-ann" and tav["modalities"] == ["text", "audio", "vision"]
     mult = next(c for c in cards if c["name"] == "mult")
     assert not mult["spiking"] and mult["twin"] is None and "Tsai" in mult["paper"]
