@@ -51,6 +51,30 @@ def test_train_runs_end_to_end_and_prints_progress(trained, tiny_file):
     assert results["settings"]["model_overrides"] == {"d_model": 16, "heads": 2}
 
 
+def test_header_and_results_state_the_cleaned_cells(trained, tiny_file):
+    import numpy as np
+
+    from snn_msa.data.safe_pickle import restricted_load
+
+    out, result = trained
+    content = restricted_load(tiny_file)
+    recorded = json.loads((out / "results.json").read_text())["data"]["nonfinite"]
+    assert recorded["max_share"] == 0.01 and recorded["allowed"] is False
+    parts = []
+    for split in ("train", "valid", "test"):
+        audio, lengths = content[split]["audio"], np.asarray(content[split]["audio_lengths"])
+        valid = np.arange(audio.shape[1])[None, :] < lengths[:, None]
+        bad = int(np.isneginf(audio[valid]).sum())  # the synthetic data plants -inf in audio only
+        assert recorded["splits"][split]["audio"]["-inf"] == bad
+        assert recorded["splits"][split]["audio"]["valid_cells"] == int(valid.sum()) * audio.shape[2]
+        assert recorded["splits"][split]["text"]["total"] == recorded["splits"][split]["vision"]["total"] == 0
+        if bad:
+            parts.append(f"{split} audio {bad} (")
+    assert parts, "the synthetic file should hold a few -inf audio cells"
+    header = next(line for line in result.stdout.splitlines() if line.startswith("data cleaning: "))
+    assert all(part in header for part in parts), header
+
+
 def test_eval_reproduces_what_train_reported(trained, tiny_file):
     out, _ = trained
     results = json.loads((out / "results.json").read_text())

@@ -254,14 +254,21 @@ def test_firing_rates_count_valid_positions_only():
 
 
 def test_fusion_output_and_predictions_do_not_depend_on_padding():
+    """The same samples padded further, with loud garbage in the padding of every modality (text
+    too, through its lengths): the same fusion output, pooled features, heads and firing."""
     torch.manual_seed(0)
     model = SGMT(SGMTConfig.from_options(feature_dims=(10, 6, 5), d_model=8, heads=2, scale1=2.0, strength=0.05)).eval()
     batch = _smooth_batch(3)
+    batch["text_lengths"] = torch.tensor([5, 3, 4])
     with torch.no_grad():
         before = model(**batch)
-        padded = dict(batch, audio=torch.cat([batch["audio"], torch.randn(3, 7, 6) * 9], dim=1),
+        padded = dict(batch, text=torch.cat([batch["text"], torch.randn(3, 3, 10) * 9], dim=1),
+                      audio=torch.cat([batch["audio"], torch.randn(3, 7, 6) * 9], dim=1),
                       vision=torch.cat([batch["vision"], torch.randn(3, 4, 5) * 9], dim=1))
         after = model(**padded)
-    torch.testing.assert_close(after.features["fusion"], before.features["fusion"], atol=1e-5, rtol=0)
+    assert before.features.keys() == after.features.keys() == {"text", "audio", "vision", "fusion"}
+    for key in before.features:
+        torch.testing.assert_close(after.features[key], before.features[key], atol=1e-5, rtol=0)
     for head in before.predictions:
         torch.testing.assert_close(after.predictions[head], before.predictions[head], atol=1e-5, rtol=0)
+    torch.testing.assert_close(after.sample_firing_rate, before.sample_firing_rate, atol=1e-6, rtol=0)

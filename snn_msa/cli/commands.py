@@ -14,6 +14,9 @@ ALL.append(data)
 from .train_cmd import eval_, train  # noqa: E402
 ALL.extend([train, eval_])
 
+from .predict_cmd import predict  # noqa: E402
+ALL.append(predict)
+
 from .energy_cmd import energy  # noqa: E402
 ALL.append(energy)
 

@@ -9,7 +9,7 @@ import click
 from snn_msa.profiles import PROFILES
 from snn_msa.registry import list_models
 
-from .options import model_override_options, pop_model_overrides
+from .options import allow_nonfinite_option, model_override_options, pop_model_overrides
 
 SPLITS = ("train", "valid", "test")
 
@@ -22,13 +22,14 @@ SPLITS = ("train", "valid", "test")
               help="MMSA feature file (.pkl or .h5) [default: the checkpoint's data, else built-in synthetic data].")
 @click.option("--dataset", type=click.Choice(list(PROFILES)), default=None,
               help="Dataset profile [default: from the file, or sims].")
+@allow_nonfinite_option
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Samples per forward (a sample's outputs do not depend on it).")
 @model_override_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Torch seed of an untrained model's weights.")
 @click.option("--json", "json_", is_flag=True, help="Print the diagnosis as JSON.")
-def diagnose(model, checkpoint, data, dataset, split, batch_size, seed, json_, **options) -> None:
+def diagnose(model, checkpoint, data, dataset, allow_nonfinite, split, batch_size, seed, json_, **options) -> None:
     """Per neuron layer: firing rate, silent neurons and all-zero steps on valid positions; and a knock-out.
 
     The knock-out evaluates the split with every spike set to zero and reports
@@ -47,7 +48,8 @@ def diagnose(model, checkpoint, data, dataset, split, batch_size, seed, json_, *
     from snn_msa.training.model_source import model_with_data
 
     try:
-        source = model_with_data(model, checkpoint, data, dataset, overrides=pop_model_overrides(options), seed=seed)
+        source = model_with_data(model, checkpoint, data, dataset, overrides=pop_model_overrides(options), seed=seed,
+                                 allow_nonfinite=allow_nonfinite)
         report = spike_diagnosis(source.model, source.dataset.splits[split], source.dataset.profile.name,
                                  batch_size=batch_size)
     except (DataError, TrainingError) as error:

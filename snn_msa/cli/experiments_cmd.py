@@ -12,7 +12,7 @@ import click
 from snn_msa.registry import list_models
 from snn_msa.training.settings import CLI_THREADS, DEVICES
 
-from .options import MODEL_OVERRIDES
+from .options import MODEL_OVERRIDES, allow_nonfinite_option, tensorboard_options
 from .train_cmd import check_dataset, check_model, parse_seeds
 
 
@@ -58,6 +58,7 @@ def _train_options(fn: Callable) -> Callable:
                      help="Dataset profile: sims, simsv2, mosi, mosei (default: from the file, or sims without --data)."),
         click.option("--data", default=None, metavar="FILE",
                      help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data."),
+        allow_nonfinite_option,
         click.option("--seeds", default="1111", show_default=True, help="Comma-separated seeds, the same for every run."),
         click.option("--epochs", type=int, default=None,
                      help="Most epochs per run [default: the entry's max_epochs]; early stopping still applies."),
@@ -72,6 +73,7 @@ def _train_options(fn: Callable) -> Callable:
                      help="Experiment folder [default: runs/<command>-...]; rerun with the same DIR to continue."),
         click.option("--jobs", type=int, default=1, show_default=True, help="Runs trained at once, in separate processes."),
         click.option("--verbose", is_flag=True, help="Show every run's epoch lines."),
+        tensorboard_options,
         click.option("--json", "json_", is_flag=True, help="Print the result as JSON (progress goes to stderr)."),
     ]
     for option in reversed(options):
@@ -105,6 +107,7 @@ def _base_settings(model: str, opts: dict[str, Any]):
             model=model, dataset=check_dataset(opts["dataset"]), data=opts["data"], seeds=parse_seeds(opts["seeds"]),
             epochs=opts["epochs"], lr=opts["lr"], batch_size=opts["batch_size"], patience=opts["patience"],
             device=opts["device"], threads=opts["threads"] or None, model_overrides=shared, quiet=True,
+            allow_nonfinite=opts["allow_nonfinite"], tensorboard=opts["tensorboard"],
         )
     except TrainingError as error:
         raise click.ClickException(str(error)) from None

@@ -9,7 +9,7 @@ import click
 from snn_msa.registry import list_models
 from snn_msa.training.settings import CLI_THREADS, DEVICES
 
-from .options import model_override_options, pop_model_overrides
+from .options import allow_nonfinite_option, model_override_options, pop_model_overrides, tensorboard_options
 
 SPLITS = ("train", "valid", "test")
 
@@ -60,6 +60,7 @@ def check_dataset(name: str | None) -> str | None:
 @click.option("--dataset", default=None, metavar="NAME",
               help="Dataset profile: sims, simsv2, mosi, mosei (default: from the file, or sims without --data).")
 @click.option("--data", default=None, metavar="FILE", help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data.")
+@allow_nonfinite_option
 @click.option("--seeds", default="1111", show_default=True, help="Comma-separated seeds; several give mean ± std.")
 @click.option("--epochs", type=int, default=None, help="Most epochs [default: the entry's max_epochs]; early stopping still applies.")
 @click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's].")
@@ -75,9 +76,10 @@ def check_dataset(name: str | None) -> str | None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines; only the final test summary.")
+@tensorboard_options
 @click.option("--json", "json_", is_flag=True, help="Print results.json to stdout (progress lines go to stderr).")
-def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, device, threads, out,
-          resume, overwrite, quiet, json_, **options) -> None:
+def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, device,
+          threads, out, resume, overwrite, quiet, tensorboard, json_, **options) -> None:
     """Train a zoo model with early stopping and test its best weights once per seed.
 
     Writes DIR/results.json (configuration, per-seed and mean ± std test
@@ -90,6 +92,7 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
       snn-msa train --model sgmt-tav --dataset simsv2 --data ~/data/SIMSv2/unaligned.pkl --seeds 1111,1112,1113
       snn-msa train --model sgmt-tav --epochs 5 --scale1 1.0 --strength 0.05 --out runs/try
       snn-msa train --model sgmt-tav --out runs/try --resume
+      snn-msa train --model sgmt-tav --tensorboard runs/tb   # then: tensorboard --logdir runs/tb
     """
     from snn_msa.training import TrainSettings
     from snn_msa.training import train as run_training
@@ -103,6 +106,7 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
             model=model, dataset=check_dataset(dataset), data=data, seeds=parse_seeds(seeds), epochs=epochs, lr=lr,
             batch_size=batch_size, patience=patience, weight_decay=weight_decay, grad_clip=grad_clip, device=device,
             threads=threads or None, out=out, model_overrides=overrides, resume=resume, overwrite=overwrite, quiet=quiet,
+            allow_nonfinite=allow_nonfinite, tensorboard=tensorboard,
         )
         echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
         results = run_training(settings, echo=echo, bars=False if json_ else None)
@@ -123,12 +127,13 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
 @click.command("eval")
 @click.option("--checkpoint", "checkpoint", required=True, metavar="PATH", help="A best.pt written by 'snn-msa train'.")
 @click.option("--data", default=None, metavar="FILE", help="Feature file [default: the data the run trained on].")
+@allow_nonfinite_option
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Evaluation batch size [default: the run's, which reproduces its metrics].")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: the run's]; 0 = torch's default.")
 @click.option("--json", "json_", is_flag=True, help="Print the result as JSON.")
-def eval_(checkpoint, data, split, device, batch_size, threads, json_) -> None:
+def eval_(checkpoint, data, allow_nonfinite, split, device, batch_size, threads, json_) -> None:
     """Rebuild a model from its checkpoint alone and score it on a split.
 
     On the run's own test split the metrics equal those training reported.
@@ -147,7 +152,7 @@ def eval_(checkpoint, data, split, device, batch_size, threads, json_) -> None:
         raise click.ClickException(f"--threads must be 0 (torch's default) or more, got {threads}.")
     try:
         result = evaluate_checkpoint(checkpoint, data=data, split=split, device=device, batch_size=batch_size,
-                                     threads=threads)
+                                     threads=threads, allow_nonfinite=allow_nonfinite)
     except _expected_errors() as error:
         raise click.ClickException(str(error)) from None
     if json_:

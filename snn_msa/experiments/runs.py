@@ -73,9 +73,13 @@ class Run:
         return run_name(self.model, self.merged_overrides(base))
 
     def settings(self, base: TrainSettings, folder: Path, *, resume: bool, quiet: bool) -> TrainSettings:
-        """The trainer's settings of this run: ``base`` with this model, these overrides and this folder."""
+        """The trainer's settings of this run: ``base`` with this model, these overrides and this folder.
+
+        TensorBoard logs, when asked for, go to ``<base.tensorboard>/<run name>``.
+        """
+        board = None if base.tensorboard is None else str(Path(base.tensorboard) / self.name(base))
         return base.with_changes(model=self.model, model_overrides=self.merged_overrides(base), out=str(folder),
-                                 resume=resume, overwrite=False, quiet=quiet)
+                                 resume=resume, overwrite=False, quiet=quiet, tensorboard=board)
 
 
 @dataclass
@@ -340,13 +344,13 @@ def _train_in_pool(runs, names, pending, spec, data_path, workers, threads, fini
 _WORKER_DATA: dict[str, Any] = {}
 
 
-def _worker_data(spec: dict[str, Any], data_path: str | None):
+def _worker_data(spec: dict[str, Any], data_path: str | None, allow_nonfinite: bool = False):
     """The experiment's data, loaded again in a worker: the same file and profile, or the same synthetic set."""
     from ..data import DataError, load_dataset
 
     if data_path is None:
         return load_eval_data(spec)  # rebuilds the built-in synthetic data and checks its fingerprints
-    dataset = load_dataset(os.path.expanduser(data_path), spec["profile"])
+    dataset = load_dataset(os.path.expanduser(data_path), spec["profile"], allow_nonfinite=allow_nonfinite)
     if data_spec(dataset, data_path)["fingerprints"] != spec["fingerprints"]:
         raise DataError(f"{data_path} changed while the experiment ran; run it again.")
     return dataset
@@ -368,7 +372,7 @@ def _train_in_worker(settings: TrainSettings, spec: dict[str, Any], data_path: s
     try:
         if key not in _WORKER_DATA:
             _WORKER_DATA.clear()
-            _WORKER_DATA[key] = _worker_data(spec, data_path)
+            _WORKER_DATA[key] = _worker_data(spec, data_path, settings.allow_nonfinite)
         results = train(settings, _WORKER_DATA[key])
     except NonFiniteLossError as error:
         return "failed", None, str(error), time.perf_counter() - start

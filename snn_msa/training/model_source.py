@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from ..data import MSADataset, load_dataset
-from .checkpoint import load_checkpoint, load_weights, rebuild_model
 from .data_source import SYNTHETIC_SEED, load_eval_data
 from .errors import TrainingError
+from .evaluate import model_from_checkpoint
 
 
 @dataclass
@@ -42,24 +42,25 @@ def model_with_data(
     *,
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    allow_nonfinite: bool = False,
 ) -> ModelWithData:
     """The trained model of ``checkpoint`` with its data, or the untrained entry ``model_name`` (seeded) on ``data``.
 
     Raises :class:`TrainingError` (a one-line message) for a name/checkpoint
     mismatch, an unknown model or data whose feature dims do not fit.
+    ``allow_nonfinite`` accepts data with many non-finite cells (``snn_msa.data.nonfinite``).
     """
     from ..registry import create_model
 
     if checkpoint is not None:
         path = os.fspath(checkpoint)
-        ckpt = load_checkpoint(path)
+        ckpt, model = model_from_checkpoint(path)
         spec = ckpt["model"]
         if model_name is not None and model_name != spec["name"]:
             raise TrainingError(f"--model {model_name} but the checkpoint {path} holds {spec['name']!r}; leave --model "
                                 "out or give the matching checkpoint.")
-        model = rebuild_model(spec, path)
-        load_weights(model, ckpt["state_dict"], path)
-        ds = load_eval_data(ckpt["data"], None if data is None else os.path.expanduser(os.fspath(data)))
+        ds = load_eval_data(ckpt["data"], None if data is None else os.path.expanduser(os.fspath(data)),
+                            allow_nonfinite=allow_nonfinite)
         if profile is not None and ds.profile.name != profile:
             raise TrainingError(f"--dataset {profile} was given, but the data ({ds.source}) is {ds.profile.name}.")
         result = ModelWithData(model, spec["name"], ds, f"trained weights from {path}", ckpt)
@@ -67,7 +68,8 @@ def model_with_data(
     else:
         if model_name is None:
             raise TrainingError("give a model (--model NAME) or a checkpoint (--checkpoint PATH).")
-        ds = load_dataset(None if data is None else os.path.expanduser(os.fspath(data)), profile, seed=SYNTHETIC_SEED)
+        ds = load_dataset(None if data is None else os.path.expanduser(os.fspath(data)), profile, seed=SYNTHETIC_SEED,
+                          allow_nonfinite=allow_nonfinite)
         torch.manual_seed(seed)
         try:
             model = create_model(model_name, feature_dims=tuple(ds.feature_dims),

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..data.nonfinite import summary as nonfinite_summary
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
 from ..registry import UnknownModelError, create_model
 from .checkpoint import (
@@ -50,6 +51,7 @@ from .loop import evaluate, train_epoch
 from .progress import Progress
 from .results import RESULTS_FORMAT, RESULTS_VERSION, aggregate, format_mean_std, format_metrics, json_safe, write_json
 from .settings import Recipe, TrainSettings, resolve_device, use_threads
+from .tensorboard_log import EpochLog
 
 IMPROVEMENT_MARGIN = 1e-6
 # The validation metrics an epoch line shows, per metric family.
@@ -274,6 +276,8 @@ def _train_seed(
         n = torch.get_num_threads()
         threads = f" ({n} thread{'s' if n != 1 else ''})" if device.type == "cpu" else ""
         progress.line(f"{settings.model}: {parameters:,} parameters on {device}{threads}; data: {dataset_line(dataset)}")
+        progress.line(f"data cleaning: {nonfinite_summary(dataset.valid_nonfinite)}"
+                      + (" (more than the usual share accepted with --allow-nonfinite)" if dataset.nonfinite_allowed else ""))
         clip = f"grad clip {recipe.grad_clip:g}" if recipe.grad_clip > 0 else "no grad clip"
         progress.line(
             f"recipe: Adam lr {recipe.lr:g}, batch {recipe.batch_size}, up to {recipe.max_epochs} epochs, early stop "
@@ -296,6 +300,7 @@ def _train_seed(
     common = {"model": spec, "data": spec_data, "recipe": recipe.as_dict(), "settings": settings.as_dict(), "seed": seed,
               "threads": torch.get_num_threads(), "versions": versions()}
     keys = EPOCH_KEYS[family]
+    log = EpochLog(None if settings.tensorboard is None else Path(settings.tensorboard) / f"seed-{seed}", resume_from=epoch)
     train_split, valid_split = dataset.splits["train"], dataset.splits["valid"]
     n_batches = math.ceil(len(train_split) / recipe.batch_size)
     while not stopped_early and epoch < recipe.max_epochs:
@@ -336,12 +341,17 @@ def _train_seed(
         }, last_path, "last")
         progress.epoch(epoch, recipe.max_epochs, train_loss=trained.loss, valid_loss=valid.loss, metrics=valid_metrics,
                        keys=keys, rate=valid.mean_firing_rate, seconds=seconds, best=improved)
+        log.epoch(epoch, train_loss=trained.loss, valid_loss=valid.loss, valid_total_loss=valid.total_loss,
+                  metrics=valid_metrics, firing_rates=valid.firing_rates, mean_rate=valid.mean_firing_rate,
+                  lr=optimizer.param_groups[0]["lr"])
 
     if best_state is None:
         raise TrainingError(f"seed {seed}: no epoch was trained (max_epochs {recipe.max_epochs}); nothing to test.")
     load_weights(model, best_state, "the best epoch's weights")
     test = evaluate(model, dataset.splits["test"].loader(recipe.batch_size), device)
     test_metrics = msa_metrics(test.predictions, test.labels, profile)
+    log.test(best_epoch, test_metrics, test.loss)
+    log.close()
     save_checkpoint({
         **common, **_best_payload(best_state, best_epoch, best_loss, best_valid_metrics),
         "test_metrics": test_metrics, "test_loss": test.loss, "firing_rate": test.mean_firing_rate,
