@@ -44,8 +44,9 @@ def run_mmsa(python: str, model: str, data: str, out: Path, patience: int) -> di
         record = {**json.loads(done.stdout.strip().splitlines()[-1]), "cpu_seconds": child_cpu_seconds() - cpu}
         target.write_text(json.dumps(record))
     record = json.loads(target.read_text())
+    cpu = record.get("cpu_seconds")  # absent in a record of an earlier version of this script
     return {"test": record["test"], "epochs": record["epochs"], "seconds_per_epoch": record["seconds_per_epoch"],
-            "cpu_per_epoch": record["cpu_seconds"] / record["epochs"]}
+            "cpu_per_epoch": None if cpu is None else cpu / record["epochs"]}
 
 
 def run_ours(model: str, data: str, out: Path, patience: int) -> dict:
@@ -59,9 +60,10 @@ def run_ours(model: str, data: str, out: Path, patience: int) -> dict:
         (folder / "cpu_seconds.json").write_text(json.dumps({"cpu_seconds": child_cpu_seconds() - cpu}))
     results = json.loads((folder / "results.json").read_text())
     seed = results["seeds"][0]
-    cpu = json.loads((folder / "cpu_seconds.json").read_text())["cpu_seconds"]
+    kept = folder / "cpu_seconds.json"
+    cpu = json.loads(kept.read_text())["cpu_seconds"] if kept.exists() else None
     return {"test": seed["test_metrics"], "epochs": seed["epochs_run"], "seconds_per_epoch": seed["seconds_per_epoch"],
-            "cpu_per_epoch": cpu / seed["epochs_run"]}
+            "cpu_per_epoch": None if cpu is None else cpu / seed["epochs_run"]}
 
 
 def table(rows: list[tuple[str, str, dict]]) -> str:
@@ -71,7 +73,8 @@ def table(rows: list[tuple[str, str, dict]]) -> str:
     for model, side, r in rows:
         cells = [f"{r['test'][k]:.4f}" for k in KEYS]
         lines.append(f"| {model} | {side} | " + " | ".join(cells)
-                     + f" | {r['epochs']} | {r['seconds_per_epoch']:.2f} | {r['cpu_per_epoch']:.2f} |")
+                     + f" | {r['epochs']} | {r['seconds_per_epoch']:.2f} | "
+                     + ("–" if r["cpu_per_epoch"] is None else f"{r['cpu_per_epoch']:.2f}") + " |")
     return "\n".join(lines)
 
 
