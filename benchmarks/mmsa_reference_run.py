@@ -38,6 +38,23 @@ def patch_cpu() -> None:
     mmsa_run.assign_gpu = lambda *args, **kwargs: torch.device("cpu")
 
 
+def patch_scheduler() -> None:
+    """MMSA 2.2.1's MulT trainer passes ``verbose=True`` to ReduceLROnPlateau, which torch 2.13 no longer takes."""
+    import importlib
+    import sys
+
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    importlib.import_module("MMSA.trains.singleTask.MULT")
+    mult_trainer = sys.modules["MMSA.trains.singleTask.MULT"]  # the package's attribute MULT is the class
+
+    class Plateau(ReduceLROnPlateau):
+        def __init__(self, *args, verbose=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    mult_trainer.ReduceLROnPlateau = Plateau
+
+
 def time_epochs() -> dict:
     """Wrap the MMSA trainer's per-epoch validation so every epoch's wall time is recorded."""
     from MMSA.trains import ATIO
@@ -77,6 +94,7 @@ def main() -> None:
     torch.set_num_threads(1)
     hide_vision_and_audio_extensions()
     patch_cpu()
+    patch_scheduler()
     record = time_epochs()
     from MMSA import MMSA_run
 
