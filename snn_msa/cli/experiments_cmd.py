@@ -116,9 +116,12 @@ def _default_out(command: str, opts: dict[str, Any], model: str | None = None) -
 
 
 def _run(call: Callable[[Callable[[str], None]], dict[str, Any]], out: str, json_: bool) -> None:
+    from snn_msa.output_lock import hold_output
+
     echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
     try:
-        result = call(echo)
+        with hold_output(out):  # one experiment per folder; a second one aimed here stops at once
+            result = call(echo)
     except _expected_errors() as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..profiles import DatasetProfile, get_profile
-from .files import atomic_output
+from .files import atomic_output, estimated_size
 
 __all__ = ["make_synthetic", "write_pickle", "DEFAULT_SIZES", "SYNTHETIC_ID_PREFIX"]
 
@@ -165,8 +165,13 @@ def make_synthetic(
 
 
 def write_pickle(data: dict, path: str | os.PathLike) -> Path:
-    """Pickle ``data`` to ``path`` as MMSA does (protocol 4), through a temporary file in the same folder."""
-    with atomic_output(path) as tmp:
+    """Pickle ``data`` to ``path`` as MMSA does (protocol 4), through a temporary file in the same folder.
+
+    Raises:
+        snn_msa.atomic.WriteError: too little free space (checked first), or the
+            write failed; ``path`` is left as it was.
+    """
+    with atomic_output(path, needed=estimated_size(data)) as tmp:
         with open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=4)
     return Path(path)

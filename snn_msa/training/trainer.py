@@ -19,9 +19,9 @@ each improvement rewrites ``seed-<s>/best.pt``; the end writes ``results.json``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -31,8 +31,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .. import __version__
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
+from ..output_lock import describe_holder, hold_output
 from ..registry import UnknownModelError, create_model
 from .checkpoint import (
     cpu_state_dict,
@@ -48,7 +48,16 @@ from .data_source import data_spec, load_training_data
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
 from .loop import evaluate, train_epoch
 from .progress import Progress
-from .results import RESULTS_FORMAT, RESULTS_VERSION, aggregate, format_mean_std, format_metrics, json_safe, write_json
+from .results import (
+    RESULTS_FORMAT,
+    RESULTS_VERSION,
+    aggregate,
+    format_mean_std,
+    format_metrics,
+    json_safe,
+    versions,
+    write_json,
+)
 from .settings import Recipe, TrainSettings, resolve_device, use_threads
 
 IMPROVEMENT_MARGIN = 1e-6
@@ -63,18 +72,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software a result came from."""
-    try:
-        import spikingjelly
-
-        sj = getattr(spikingjelly, "__version__", "unknown")
-    except ImportError:  # pragma: no cover - a hard dependency
-        sj = "missing"
-    return {"snn_msa": str(__version__), "torch": str(torch.__version__), "spikingjelly": str(sj),
-            "python": platform.python_version()}
 
 
 def train(
@@ -98,9 +95,16 @@ def train(
     Returns:
         The content of ``<out>/results.json`` (strict JSON: NaN is ``None``).
 
+    The run holds its output folder for as long as it writes there
+    (:func:`~snn_msa.output_lock.hold_output`): a second run aimed at the same
+    folder stops at once.
+
     Raises:
         TrainingError: bad settings, an unknown model, an occupied run folder, a
             checkpoint that does not fit a resumed run.
+        snn_msa.output_lock.OutputBusyError: another process is running in the folder.
+        snn_msa.atomic.WriteError: a checkpoint or results.json could not be written
+            (full disk, I/O error); the files written before are kept.
         NonFiniteLossError: the loss became NaN or infinite (the last good
             checkpoint is kept).
         snn_msa.data.DataError: the data file cannot be used.
@@ -108,12 +112,26 @@ def train(
     recipe = settings.recipe()  # also checks the model name
     device = resolve_device(settings.device)
     _build_model(settings, None)  # bad model overrides fail before the data is loaded
-    dataset = load_training_data(settings, dataset)
+    with contextlib.ExitStack() as held:
+        # A named folder is held before the data is read, so a second run aimed there stops at once; the
+        # default folder's name needs the data's profile. The second hold of the same folder passes through.
+        early = held.enter_context(hold_output(settings.out_dir(""))) if settings.out is not None else None
+        dataset = load_training_data(settings, dataset)
+        out = settings.out_dir(dataset.profile.name)
+        late = held.enter_context(hold_output(out))
+        taken_over = (early or late).taken_over
+        return _train_in(settings.with_changes(out=str(out)), recipe, device, dataset, taken_over, echo, bars)
+
+
+def _train_in(settings: TrainSettings, recipe: Recipe, device: torch.device, dataset, taken_over: dict | None,
+              echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
+    """:func:`train` once its output folder ``settings.out`` is held."""
     profile = dataset.profile.name
-    out = settings.out_dir(profile)
-    settings = settings.with_changes(out=str(out))  # checkpoints and results record the folder actually used
+    out = Path(settings.out)
     _prepare_out(out, settings)
     progress = Progress(quiet=settings.quiet, echo=echo, bars=bars)
+    if taken_over is not None:
+        progress.line(f"took over {out} from {describe_holder(taken_over)}, which ended without releasing it")
     family = metric_family(profile)
     spec_data = data_spec(dataset, settings.data)
 
