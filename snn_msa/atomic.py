@@ -61,12 +61,12 @@ def require_free_space(path: str | os.PathLike, needed: int) -> None:
     Writers whose library cannot survive a full disk (HDF5 can crash the
     process) call this before they start.
     """
-    folder = Path(path).parent
-    free = free_bytes(folder)
+    target = Path(path)
+    free = free_bytes(target.parent)
     if free is not None and needed > free:
-        raise WriteError(f"{path}: not written: it needs about {human_bytes(needed)} and the file system of "
-                         f"{folder} has {human_bytes(free)} free. Free some space or write elsewhere; nothing was "
-                         "changed.")
+        raise WriteError(f"{target}: could not write it: it needs about {human_bytes(needed)} and the file system of "
+                         f"{target.parent} has {human_bytes(free)} free. Free some space or write elsewhere; "
+                         f"{_kept(target)}.")
 
 
 def _reason(error: BaseException, folder: Path, needed: int | None) -> str:
@@ -103,8 +103,11 @@ def is_write_failure(error: BaseException) -> bool:
 def write_failure(target: str | os.PathLike, error: BaseException, needed: int | None = None) -> WriteError:
     """The one-line :class:`WriteError` for ``error`` raised while writing ``target``."""
     target = Path(target)
-    kept = "the previous file is unchanged" if target.exists() else "no partial file was left"
-    return WriteError(f"{target}: could not write it: {_reason(error, target.parent, needed)}; {kept}.")
+    return WriteError(f"{target}: could not write it: {_reason(error, target.parent, needed)}; {_kept(target)}.")
+
+
+def _kept(target: Path) -> str:
+    return "the previous file is unchanged" if target.exists() else "no partial file was left"
 
 
 def _default_mode(target: Path) -> int:
