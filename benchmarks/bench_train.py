@@ -29,8 +29,12 @@ MODELS = ("sgmt-tav", "sgmt-tav-ann")
 SIMS_SIZES = (1368, 456, 457)
 
 
-def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes: tuple[int, int, int]) -> dict:
-    """Train ``epochs`` epochs of one model in this process and measure them."""
+def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes: tuple[int, int, int],
+             backend: str | None = None) -> dict:
+    """Train ``epochs`` epochs of one model in this process and measure them.
+
+    ``backend`` sets the connected neuron's backend (None: the entry's default, ``auto``).
+    """
     import torch
 
     from snn_msa.data import load_dataset
@@ -44,7 +48,7 @@ def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes
     data_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     recipe = get_card(model_name).train
     seed_everything(1111)
-    model = create_model(model_name, feature_dims=data.feature_dims).to(device)
+    model = create_model(model_name, feature_dims=data.feature_dims, backend=backend).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -69,6 +73,7 @@ def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return {
         "model": model_name,
+        "backend": model.config.neuron.backend if model.config.spiking else None,
         "device": device_name,
         "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
         "threads": threads,
@@ -111,6 +116,7 @@ def main() -> None:
     parser.add_argument("--wait-policy", default=None,
                         help="OpenMP wait policies to compare, e.g. active,passive (default: the environment's)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default=None, help=argparse.SUPPRESS)  # with --one: the connected neuron's
     args = parser.parse_args()
     sizes = (args.train_size, args.valid_size, 1)
 
@@ -118,7 +124,7 @@ def main() -> None:
 
     if args.one:
         threads = int(args.threads) if args.threads else torch.get_num_threads()
-        print(json.dumps(one_case(args.one, args.device or "cpu", threads, args.epochs, sizes)))
+        print(json.dumps(one_case(args.one, args.device or "cpu", threads, args.epochs, sizes, args.backend)))
         return
 
     devices = [args.device] if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .attention import MHSGSA, make_neuron
+from .neurons import NeuronSettings
 
 
 class SpikingLayer(nn.Module):
@@ -31,17 +32,15 @@ class SpikingLayer(nn.Module):
         heads: int,
         scale1: float = 0.5,
         neuron: str = "lif",
-        strength: float = 0.01,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
+        settings: NeuronSettings | None = None,
         dropout: float = 0.0,
-        backend: str = "auto",
     ):
         super().__init__()
+        settings = settings or NeuronSettings()
         self.scale1 = float(scale1)
-        self.attention = MHSGSA(dim, heads, scale1, neuron, strength, tau, v_threshold, backend)
+        self.attention = MHSGSA(dim, heads, scale1, neuron, settings)
         self.attention_norm = nn.LayerNorm(dim)
-        self.ffn_neuron = make_neuron(neuron, dim, strength=strength, tau=tau, v_threshold=v_threshold, backend=backend)
+        self.ffn_neuron = make_neuron(neuron, dim, settings)
         self.ffn = nn.Linear(dim, dim)
         self.ffn_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
@@ -49,6 +48,6 @@ class SpikingLayer(nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         attention, x_norm = self.attention(x, valid)
         y_norm = self.scale1 * self.attention_norm(attention)
-        y_out = self.ffn(self.ffn_neuron(y_norm))
+        y_out = self.ffn(self.ffn_neuron(y_norm, valid))
         r_norm = self.scale1 * self.ffn_norm(self.dropout(y_out))
         return r_norm + x_norm + y_norm

@@ -17,16 +17,19 @@ its pre-fusion head is named after the modalities it joins (``TA``, ``TV``, ``AV
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import torch
 from torch import nn
 
+from .contract import ModelOutput, firing_rates_of, spiking_activity
 from .layers import SpikingLayer
-from .neurons import BACKENDS, ConnectedLIF, LIF
+from .neurons import NeuronSettings
 
 MODALITIES = ("text", "audio", "vision")
 LETTER = {"text": "T", "audio": "A", "vision": "V"}
+NEURON_SETTING_KEYS = frozenset(f.name for f in fields(NeuronSettings))
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,17 @@ class SGMTConfig:
         single_layers: :math:`N_s`, eq.-7 layers per modality.
         fusion_layers: :math:`N_f`, connected eq.-7 layers after joining.
         scale1: the paper's input scale :math:`scale_1`.
-        strength: the connected neuron's coupling strength (omega = strength * N(0,1)).
         spiking: False builds the non-spiking twin (identity neurons, scale2 = sqrt(d)).
-        tau, v_threshold: neuron constants (V_rest = 0).
+        neuron: every neuron setting (tau, v_threshold, v_rest, alpha, the connected
+            neuron's strength and backend) as one frozen :class:`NeuronSettings`.
         conv_kernel: kernel of the temporal input convolution.
         dropout: dropout on the coarse features, the layers' feed-forward output and the heads.
         head_hidden: hidden width of each head's two-layer perceptron.
         loss_weights: weight of each head's L1 loss (single-modal, pre-fusion, multimodal).
-        backend: connected-neuron backend (auto, reference, torch, cupy).
+
+    :meth:`from_options` also takes the neuron settings as flat keywords
+    (``strength=0.05, tau=2.0``), as the CLI, the grid and checkpoints written
+    before the settings object existed give them.
     """
 
     feature_dims: tuple[int, int, int]
@@ -58,15 +64,22 @@ class SGMTConfig:
     single_layers: int = 1
     fusion_layers: int = 1
     scale1: float = 0.5
-    strength: float = 0.01
     spiking: bool = True
-    tau: float = 2.0
-    v_threshold: float = 1.0
+    neuron: NeuronSettings = field(default_factory=NeuronSettings)
     conv_kernel: int = 3
     dropout: float = 0.1
     head_hidden: int = 64
     loss_weights: tuple[float, float, float] = (1.0, 3.0, 6.0)
-    backend: str = "auto"
+
+    @classmethod
+    def from_options(cls, **options: Any) -> "SGMTConfig":
+        """A config from keyword options, with neuron settings given whole (``neuron=``) or flat (``strength=``)."""
+        flat = {k: options.pop(k) for k in list(options) if k in NEURON_SETTING_KEYS}
+        neuron = options.pop("neuron", None)
+        if isinstance(neuron, dict):
+            neuron = NeuronSettings(**neuron)
+        options["neuron"] = replace(neuron or NeuronSettings(), **flat)
+        return cls(**options)
 
     def __post_init__(self) -> None:
         dims = tuple(int(d) for d in self.feature_dims)
@@ -83,12 +96,11 @@ class SGMTConfig:
             (self.heads >= 1 and self.d_model % self.heads == 0, "d_model must be a positive multiple of heads"),
             (self.single_layers >= 1 and self.fusion_layers >= 1, "single_layers and fusion_layers must be at least 1"),
             (self.scale1 > 0, "scale1 must be positive"),
-            (self.strength >= 0, "strength must be >= 0"),
             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.conv_kernel >= 1 and self.conv_kernel % 2 == 1, "conv_kernel must be a positive odd number"),
             (self.head_hidden >= 1, "head_hidden must be positive"),
             (len(self.loss_weights) == 3, "loss_weights needs three numbers (single-modal, pre-fusion, multimodal)"),
-            (self.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}"),
+            (isinstance(self.neuron, NeuronSettings), "neuron must be a NeuronSettings"),
         ]
         for ok, message in checks:
             if not ok:
@@ -100,35 +112,6 @@ class SGMTConfig:
     @property
     def letters(self) -> str:
         return "".join(LETTER[m] for m in self.modalities)
-
-
-@dataclass
-class ModelOutput:
-    """What every zoo model returns.
-
-    Attributes:
-        predictions: one ``[B]`` tensor per head (``"M"`` is the prediction).
-        features: pooled ``[B, d]`` representations (per modality, ``"fusion"``).
-        firing_rates: firing rate of every spiking neuron in this forward, by module name
-            (0-dim detached tensors; empty for the twin).
-    """
-
-    predictions: dict[str, torch.Tensor]
-    features: dict[str, torch.Tensor] = field(default_factory=dict)
-    firing_rates: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def __getitem__(self, head: str) -> torch.Tensor:
-        return self.predictions[head]
-
-    @property
-    def prediction(self) -> torch.Tensor:
-        return self.predictions["M"]
-
-    def mean_firing_rate(self) -> float | None:
-        """Unweighted mean of the layers' firing rates, or None for a non-spiking model."""
-        if not self.firing_rates:
-            return None
-        return float(torch.stack(list(self.firing_rates.values())).mean())
 
 
 def _head(in_features: int, hidden: int, dropout: float) -> nn.Sequential:
@@ -154,6 +137,21 @@ def _masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     return (x * w).sum(dim=0) / w.sum(dim=0)
 
 
+def pack_valid(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move each sample's valid positions of ``x`` ``[L, B, d]`` to the front, in order.
+
+    The joined sequence text | audio | vision has each modality's padding in its
+    middle; packed, the fusion network's neurons run over one sample's real
+    positions back to back, as they would without padding, so a sample's fusion
+    output does not depend on how far its modalities were padded. Returns the
+    packed sequence and its ``[L, B]`` mask.
+    """
+    order = torch.sort((~valid).to(torch.uint8), dim=0, stable=True).indices  # valid first, order kept
+    packed = torch.gather(x, 0, order.unsqueeze(-1).expand_as(x))
+    lengths = valid.sum(dim=0)
+    return packed, torch.arange(x.shape[0], device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
+
+
 class SGMT(nn.Module):
     """Spiking-Generated Multimodal Transformer; see the module docstring for the equations.
 
@@ -176,7 +174,7 @@ class SGMT(nn.Module):
         self.input_dropout = nn.Dropout(c.dropout)
 
         def layer(neuron: str) -> SpikingLayer:
-            return SpikingLayer(c.d_model, c.heads, c.scale1, neuron, c.strength, c.tau, c.v_threshold, c.dropout, c.backend)
+            return SpikingLayer(c.d_model, c.heads, c.scale1, neuron, c.neuron, c.dropout)
 
         self.single_modal = nn.ModuleDict(
             {m: nn.ModuleList(layer(single) for _ in range(c.single_layers)) for m in c.modalities}
@@ -236,10 +234,12 @@ class SGMT(nn.Module):
                 h = layer(h, valid)
             pooled[m] = _masked_mean(h, valid)
             sequences.append(h)
-            masks.append(valid if valid is not None else torch.ones(h.shape[:2], dtype=torch.bool, device=h.device))
-        joint, joint_valid = torch.cat(sequences, dim=0), torch.cat(masks, dim=0)
-        if bool(joint_valid.all()):
-            joint_valid = None
+            masks.append(valid)
+        joint, joint_valid = torch.cat(sequences, dim=0), None
+        if any(mask is not None for mask in masks):  # no host sync: the lengths decide, not their values
+            full = [torch.ones(h.shape[:2], dtype=torch.bool, device=h.device) if mask is None else mask
+                    for h, mask in zip(sequences, masks)]
+            joint, joint_valid = pack_valid(joint, torch.cat(full, dim=0))
         for layer in self.fusion:
             joint = layer(joint, joint_valid)
         pooled["fusion"] = _masked_mean(joint, joint_valid)
@@ -248,15 +248,9 @@ class SGMT(nn.Module):
         predictions = {LETTER[m]: self.heads[LETTER[m]](pooled[m]).squeeze(-1) for m in self.config.modalities}
         predictions[self.config.letters] = self.heads[self.config.letters](single).squeeze(-1)
         predictions["M"] = self.heads["M"](torch.cat([single, pooled["fusion"]], dim=-1)).squeeze(-1)
-        return ModelOutput(predictions=predictions, features=pooled, firing_rates=self.firing_rates())
-
-    def firing_rates(self) -> dict[str, torch.Tensor]:
-        """Firing rate of every spiking neuron in the last forward, by module name."""
-        rates = {}
-        for name, module in self.named_modules():
-            if isinstance(module, (LIF, ConnectedLIF)) and module._last_spikes is not None:
-                rates[name] = module._last_spikes / max(module.neuron_steps, 1)
-        return rates
+        activity = spiking_activity(self)
+        return ModelOutput(predictions=predictions, features=pooled, firing_rates=firing_rates_of(activity),
+                           activity=activity)
 
     def loss(self, output: ModelOutput, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         r"""Weighted multi-task L1 loss :math:`\sum_k \lambda_k \,\mathrm{mean}|O_k - y_k|`.

@@ -56,6 +56,30 @@ def test_train_runs_end_to_end_and_prints_progress(trained, tiny_file):
     assert results["settings"]["model_overrides"] == {"d_model": 16, "heads": 2}
 
 
+def test_header_and_results_state_the_cleaned_cells(trained, tiny_file):
+    import numpy as np
+
+    from snn_msa.data.safe_pickle import restricted_load
+
+    out, result = trained
+    content = restricted_load(tiny_file)
+    recorded = json.loads((out / "results.json").read_text())["data"]["nonfinite"]
+    assert recorded["max_share"] == 0.01 and recorded["allowed"] is False
+    parts = []
+    for split in ("train", "valid", "test"):
+        audio, lengths = content[split]["audio"], np.asarray(content[split]["audio_lengths"])
+        valid = np.arange(audio.shape[1])[None, :] < lengths[:, None]
+        bad = int(np.isneginf(audio[valid]).sum())  # the synthetic data plants -inf in audio only
+        assert recorded["splits"][split]["audio"]["-inf"] == bad
+        assert recorded["splits"][split]["audio"]["valid_cells"] == int(valid.sum()) * audio.shape[2]
+        assert recorded["splits"][split]["text"]["total"] == recorded["splits"][split]["vision"]["total"] == 0
+        if bad:
+            parts.append(f"{split} audio {bad} (")
+    assert parts, "the synthetic file should hold a few -inf audio cells"
+    header = next(line for line in result.stdout.splitlines() if line.startswith("data cleaning: "))
+    assert all(part in header for part in parts), header
+
+
 def test_eval_reproduces_what_train_reported(trained, tiny_file):
     out, _ = trained
     results = json.loads((out / "results.json").read_text())
@@ -91,7 +115,6 @@ def test_seed_lists_with_an_empty_entry_are_refused_not_shortened():
     [
         (["--model", "sgmt-nope"], ["unknown model 'sgmt-nope'", "sgmt-tav", "sgmt-tav-ann", "snn-msa models"]),
         (["--model", "sgmt-tav", "--data", "no/such/file.pkl"], ["no/such/file.pkl", "no such file", "--data"]),
-        (["--model", "sgmt-tav", "--dataset", "imdb"], ["unknown dataset 'imdb'", "sims, simsv2, mosi, mosei"]),
         (["--model", "sgmt-tav", "--seeds", "1,x"], ["--seeds takes integers"]),
         (["--model", "sgmt-tav", "--seeds", "1111,,1112"], ["--seeds has an empty entry in '1111,,1112'"]),
         (["--model", "sgmt-tav", "--seeds", "1111,"], ["--seeds has an empty entry"]),
@@ -107,6 +130,12 @@ def test_bad_arguments_give_clear_errors(args, words):
     assert "Traceback" not in result.output
     for word in words:
         assert word in result.output
+
+
+def test_an_unknown_dataset_is_a_usage_error_listing_the_profiles():
+    result = run("train", "--model", "sgmt-tav", "--dataset", "imdb")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'imdb' is not one of 'sims', 'simsv2', 'mosi', 'mosei'" in result.output
 
 
 def test_a_dataset_profile_that_does_not_match_the_file_is_refused(tiny_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 
 import h5py
@@ -11,6 +12,7 @@ import torch
 
 from snn_msa.data import DataError, load_dataset
 from snn_msa.data.check import check_file
+from snn_msa.data.cleaning import FEATURE_KEYS
 from snn_msa.data.hdf5_store import convert_hdf5_to_pickle, convert_pickle_to_hdf5
 from snn_msa.data.synthetic import make_synthetic, write_pickle
 
@@ -79,15 +81,135 @@ def test_lazy_batches_equal_the_pickle_batches(pkl, tmp_path):
     lazy.close()
 
 
-def test_lazy_loader_reads_only_the_batch_rows(pkl, tmp_path):
-    lazy = load_dataset(convert_pickle_to_hdf5(pkl, tmp_path / "d.h5"))
+class ReadLog:
+    """What h5py actually hands back: each read of a dataset (its path and rows), and the bytes
+    the HDF5 library reads from the file itself.
+
+    Reads are counted where they happen (``h5py.Dataset.__getitem__`` and ``read_direct``, which
+    ``numpy.asarray(dataset)`` uses; the file through h5py's file-object driver), not from the
+    loader's own counters.
+    """
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, np.ndarray]] = []  # (dataset path, the rows read)
+        self.file_bytes = 0
+
+    def rows(self, split: str, key: str) -> list[int]:
+        """Every row read from ``/split/key``, in order (a row read twice counts twice)."""
+        return [int(r) for name, rows in self.reads if name == f"/{split}/{key}" for r in rows]
+
+    def features_read(self) -> list[str]:
+        return sorted({name for name, _ in self.reads if name.rsplit("/", 1)[-1] in FEATURE_KEYS})
+
+
+class _CountingFile(io.FileIO):
+    def __init__(self, path, log: ReadLog) -> None:
+        super().__init__(path, "r")
+        self.log = log
+
+    def readinto(self, buffer) -> int:
+        n = super().readinto(buffer)
+        self.log.file_bytes += n or 0
+        return n
+
+    def read(self, size=-1) -> bytes:
+        data = super().read(size)
+        self.log.file_bytes += len(data)
+        return data
+
+
+def _rows_selected(dataset, selection) -> np.ndarray:
+    """The row numbers a selection touches (the first axis); a scalar or empty dataset has one row."""
+    if not dataset.shape:
+        return np.zeros(1, dtype=np.int64)
+    if isinstance(selection, tuple):
+        selection = selection[0] if selection else slice(None)
+    if selection is Ellipsis:
+        selection = slice(None)
+    return np.atleast_1d(np.arange(dataset.shape[0])[selection])
+
+
+@pytest.fixture()
+def read_log(monkeypatch):
+    """Counts every read of an HDF5 dataset and every byte the store's file gives up."""
+    from snn_msa.data import dataset as dataset_module
+
+    log = ReadLog()
+    real_getitem, real_read_direct = h5py.Dataset.__getitem__, h5py.Dataset.read_direct
+
+    def getitem(self, args, new_dtype=None):
+        log.reads.append((self.name, _rows_selected(self, args)))
+        return real_getitem(self, args, new_dtype=new_dtype)
+
+    def read_direct(self, dest, source_sel=None, dest_sel=None):
+        log.reads.append((self.name, _rows_selected(self, slice(None) if source_sel is None else source_sel)))
+        return real_read_direct(self, dest, source_sel, dest_sel)
+
+    def open_counted(path):
+        return h5py.File(_CountingFile(path, log), "r")
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", getitem)
+    monkeypatch.setattr(h5py.Dataset, "read_direct", read_direct)
+    monkeypatch.setattr(dataset_module, "open_store", open_counted)
+    return log
+
+
+def _big_store(tmp_path, nonfinite: bool):
+    """A store whose train features (40 rows, 2.2 MB, about 10 rows a chunk) dwarf everything else;
+    its audio holds a -inf (as real SIMS and MOSEI audio does) or only finite cells."""
+    data = make_synthetic("sims", (40, 2, 2), seed=4, seq_lens=(8, 20, 10))
+    for split in data.values():
+        for key in FEATURE_KEYS:
+            split[key] = np.nan_to_num(split[key], nan=0.0, posinf=0.0, neginf=0.0)
+    if nonfinite:
+        data["train"]["audio"][3, 0, 0] = -np.inf
+    return convert_pickle_to_hdf5(write_pickle(data, tmp_path / "big.pkl"), tmp_path / "big.h5")
+
+
+@pytest.fixture()
+def big_store(tmp_path):
+    return _big_store(tmp_path, nonfinite=True)
+
+
+def _feature_bytes(path, split: str) -> int:
+    with h5py.File(path, "r") as f:
+        return sum(f[split][key].id.get_storage_size() for key in FEATURE_KEYS)
+
+
+@pytest.mark.parametrize("nonfinite", [False, True], ids=["finite", "with-inf-audio"])
+def test_opening_a_store_reads_no_feature_array(tmp_path, read_log, nonfinite):
+    store = _big_store(tmp_path, nonfinite)
+    read_log.reads.clear()  # what the conversion read does not count
+    lazy = load_dataset(store)
+    assert lazy.storage == "hdf5" and len(lazy.splits["train"]) == 40
+    assert lazy.cleaning["train"]["audio"] == int(nonfinite)
+    assert read_log.rows("train", "regression_labels") == list(range(40))  # the counting does see reads
+    assert read_log.features_read() == []  # shapes and the stored non-finite counts only
+    train_features = _feature_bytes(store, "train")
+    assert 0 < read_log.file_bytes < 0.1 * train_features, (read_log.file_bytes, train_features)
+    lazy.close()
+
+
+def test_a_batch_reads_its_rows_and_nothing_more(big_store, read_log):
+    lazy = load_dataset(big_store)
     split = lazy.splits["train"]
-    features = split._features
-    assert all(isinstance(features.store.handle[split.name][k], h5py.Dataset) for k in features.keys)
+    read_log.reads.clear()  # what opening read is the test above's business
+    before = read_log.file_bytes
     batch = split.batch([4, 1])  # unsorted and not contiguous
-    assert features.rows_read == 2 and batch["ids"] == [split.ids[4], split.ids[1]]
-    next(iter(split.loader(batch_size=3, shuffle=True)))
-    assert features.rows_read == 5
+    assert batch["ids"] == [split.ids[4], split.ids[1]]
+    for key in FEATURE_KEYS:
+        assert sorted(read_log.rows("train", key)) == [1, 4], key
+    # Through the HDF5 library too: the rows' chunks (1 of 4 per modality), not the arrays.
+    assert read_log.file_bytes - before < 0.5 * _feature_bytes(big_store, "train")
+
+    loader = split.loader(batch_size=3, shuffle=True, seed=2)
+    first = next(iter(loader))
+    order = [int(i) for i in loader.order()[:3]]
+    assert first["ids"] == [split.ids[i] for i in order]
+    for key in FEATURE_KEYS:
+        assert sorted(read_log.rows("train", key)) == sorted([1, 4, *order]), key
+    assert read_log.features_read() == ["/train/audio", "/train/text", "/train/vision"]
+    lazy.close()
 
 
 def test_store_from_elsewhere_without_counts_is_scanned(pkl, tmp_path):

@@ -133,3 +133,84 @@ def test_python2_array_pickles_load():
             + len(raw).to_bytes(4, "little") + raw + b"tb.")
     back = restricted_loads(blob)
     assert back.dtype == np.float64 and back[:2].tolist() == [1.0, 2.0] and np.isneginf(back[2])
+
+
+# --- the allowlist, pinned whole ------------------------------------------------------------------
+
+
+def _numpy_core_object(submodule: str, name: str):
+    """numpy's own object, found independently of the module under test (numpy 2: _core, numpy 1: core)."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(f"numpy._core.{submodule}"), name)
+    except (ImportError, AttributeError):  # numpy 1.x
+        return getattr(importlib.import_module(f"numpy.core.{submodule}"), name)
+
+
+# Every global a feature pickle may name, and what it resolves to. Widening the unpickler (a new
+# entry, or a find_class that falls back to importing) must fail a test: this is the whole list.
+EXPECTED_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("builtins", "complex"): complex,
+    ("__builtin__", "complex"): complex,
+    ("collections", "OrderedDict"): __import__("collections").OrderedDict,
+    **{(f"{package}.multiarray", "_reconstruct"): _numpy_core_object("multiarray", "_reconstruct")
+       for package in ("numpy.core", "numpy._core")},
+    **{(f"{package}.multiarray", "scalar"): _numpy_core_object("multiarray", "scalar")
+       for package in ("numpy.core", "numpy._core")},
+    **{(f"{package}.numeric", "_frombuffer"): _numpy_core_object("numeric", "_frombuffer")
+       for package in ("numpy.core", "numpy._core")},
+    ("_codecs", "encode"): "latin1 only",  # a wrapper, checked below
+}
+
+# Modules whose every public and private name is offered to the unpickler: what it may resolve,
+# and the usual routes to running code.
+PROBED_MODULES = ("builtins", "numpy", "numpy._core.multiarray", "numpy._core.numeric", "numpy.lib.format",
+                  "collections", "_codecs", "codecs", "copyreg", "functools", "operator", "os", "posix",
+                  "subprocess", "sys", "io", "pickle", "importlib", "runpy", "shutil", "types", "torch")
+
+
+def _global_pickle(module: str, name: str) -> bytes:
+    """A protocol-0 pickle whose whole program is ``GLOBAL module name``."""
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n."
+
+
+def _admitted(module: str, name: str):
+    try:
+        return True, restricted_loads(_global_pickle(module, name))
+    except DataError:
+        return False, None
+
+
+def _probe_names() -> set[tuple[str, str]]:
+    import importlib
+
+    pairs = set(EXPECTED_GLOBALS)
+    for module in PROBED_MODULES:
+        names = dir(importlib.import_module(module))
+        pairs |= {(module, n) for n in names}
+        if module == "builtins":
+            pairs |= {("__builtin__", n) for n in names}
+        if module.startswith("numpy._core."):
+            pairs |= {(module.replace("numpy._core.", "numpy.core."), n) for n in names}
+    return {(m, n) for m, n in pairs if n.isidentifier()}
+
+
+def test_the_allowlist_is_exactly_the_documented_one():
+    from snn_msa.data.safe_pickle import ALLOWED_GLOBALS
+
+    assert set(ALLOWED_GLOBALS) == set(EXPECTED_GLOBALS)
+    probed = _probe_names()
+    admitted = {pair for pair in probed if _admitted(*pair)[0]}
+    extra = sorted(admitted - set(EXPECTED_GLOBALS))
+    assert admitted == set(EXPECTED_GLOBALS), f"admitted beyond the list ({len(extra)}): {extra[:10]}"
+    assert len(probed) > 2000  # the probe really offered the modules' names
+    for pair, expected in EXPECTED_GLOBALS.items():
+        if pair != ("_codecs", "encode"):
+            assert _admitted(*pair)[1] is expected, pair
+    encode = _admitted("_codecs", "encode")[1]
+    assert encode is not __import__("_codecs").encode and encode("é", "latin1") == b"\xe9"
+    with pytest.raises(Exception, match="only 'latin1'"):
+        encode("abc", "utf-8")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from snn_msa.data import load_dataset
-from snn_msa.data.synthetic import DEFAULT_SIZES, TEXT_SIGN, make_synthetic, write_pickle
-from snn_msa.profiles import PROFILES
+from snn_msa.data.synthetic import (DEFAULT_SIZES, EVENT_FRACTION, EVENT_HEIGHT, TEXT_SIGN, channel_statistics,
+                                    make_synthetic, write_pickle)
+from snn_msa.profiles import PROFILES, get_profile
 
 
 def mmsa_reads(path, mode: str, use_bert: bool, need_data_aligned: bool, dataset_name: str) -> dict:
@@ -90,15 +91,22 @@ def _strongest_window(signal: np.ndarray, lengths: np.ndarray, width: int) -> np
     return best
 
 
-def _decode(split: dict) -> np.ndarray:
-    """Read the planted scores back by finding each event in time: what a model has to learn."""
-    text, vision = split["text"], split["vision"]
-    audio = np.where(np.isfinite(split["audio"]), split["audio"], 0)
+def _decode(split: dict, profile: str, seed: int) -> np.ndarray:
+    """Read the planted scores back by finding each event in time, in each channel's own units: what a model has to learn."""
+    stats = channel_statistics(get_profile(profile), seed)
+
+    def standardised(modality: str, x: np.ndarray) -> np.ndarray:
+        scale, offset = stats[modality]
+        return (x - offset) / scale
+
+    text, vision = standardised("text", split["text"]), standardised("vision", split["vision"])
+    audio = standardised("audio", np.where(np.isfinite(split["audio"]), split["audio"], 0))
     text_len = split["text_bert"][:, 1].sum(1).astype(int)
     audio_len, vision_len = np.asarray(split["audio_lengths"]), np.asarray(split["vision_lengths"])
-    zt = _strongest_window((text[:, :, :8] * TEXT_SIGN).mean(2), text_len, 4) / 1.5
-    za = _strongest_window(audio[:, :, :4].mean(2), audio_len, audio.shape[1] // 20) / 2.0
-    zv = _strongest_window(vision[:, :, :4].mean(2), vision_len, vision.shape[1] // 5) / 1.5
+    width = {m: max(2, round(split[m].shape[1] * EVENT_FRACTION[m])) for m in ("audio", "vision")}
+    zt = _strongest_window((text[:, :, :8] * TEXT_SIGN).mean(2), text_len, 4) / EVENT_HEIGHT["text"]
+    za = _strongest_window(audio[:, :, :4].mean(2), audio_len, width["audio"]) / EVENT_HEIGHT["audio"]
+    zv = _strongest_window(vision[:, :, :4].mean(2), vision_len, width["vision"]) / EVENT_HEIGHT["vision"]
     return np.stack([zt, za, zv], 1)
 
 
@@ -111,9 +119,9 @@ def _r2(x: np.ndarray, y: np.ndarray) -> float:
 def test_the_label_needs_all_three_modalities():
     split = make_synthetic("mosi", (96, 1, 1), seed=2)["train"]
     y = split["regression_labels"]
-    z = _decode(split)
+    z = _decode(split, "mosi", 2)
     all_three = _r2(z, y)
-    assert all_three > 0.95
+    assert all_three > 0.9  # smooth (AR(1)) background: a window mean averages out less noise than i.i.d.
     for pair in ((0, 1), (0, 2), (1, 2)):
         assert _r2(z[:, pair], y) < all_three - 0.2
 

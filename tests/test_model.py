@@ -10,7 +10,7 @@ import torch
 from snn_msa.attention import MHSGSA
 from snn_msa.layers import SpikingLayer
 from snn_msa.model import SGMT, SGMTConfig
-from snn_msa.neurons import LIF, ConnectedLIF
+from snn_msa.neurons import LIF, ConnectedLIF, NeuronSettings
 
 
 def plain_lif(x: torch.Tensor, tau=2.0, v_th=1.0, v_rest=0.0) -> torch.Tensor:
@@ -28,8 +28,12 @@ def plain_lif(x: torch.Tensor, tau=2.0, v_th=1.0, v_rest=0.0) -> torch.Tensor:
     return out
 
 
-def plain_sgsa(att: MHSGSA, x: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Eqs. 3-6 with explicit loops over batch and heads and an explicit softmax."""
+def plain_sgsa(att: MHSGSA, x: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Eqs. 3-6 with explicit loops over batch and heads and an explicit softmax.
+
+    f is one sample's firing rate over its own valid positions (the paper's
+    X_spike in R^{T x d_m} is one sequence); returns the per-sample f as a list.
+    """
     with torch.no_grad():
         return _plain_sgsa(att, x, valid)
 
@@ -43,9 +47,11 @@ def _plain_sgsa(att, x, valid):
     x_norm = att.scale1 * ln
     spikes = plain_lif(x_norm)
     keep = torch.ones(L, B, dtype=torch.bool) if valid is None else valid
-    f = float(spikes[keep].sum() / (keep.sum() * dm))
+    rates = []
     out = torch.zeros(L, B, dm, dtype=x.dtype)
     for b in range(B):
+        f = float(spikes[keep[:, b], b].sum() / (keep[:, b].sum() * dm))
+        rates.append(f)
         for head in range(h):
             wq = att.query.weight[head * d:(head + 1) * d]  # [d, dm] (= W_Q^h transposed)
             wk = att.key.weight[head * d:(head + 1) * d]
@@ -59,7 +65,7 @@ def _plain_sgsa(att, x, valid):
             weights = torch.exp(scores - scores.max(dim=1, keepdim=True).values)
             weights = weights / weights.sum(dim=1, keepdim=True)
             out[:, b, head * d:(head + 1) * d] = weights @ v
-    return out, x_norm, f
+    return out, x_norm, rates
 
 
 @pytest.fixture
@@ -75,12 +81,12 @@ def test_mhsgsa_matches_plain_equations(attention_input, masked):
     valid = valid if masked else None
     att = MHSGSA(8, heads=2, scale1=2.0).double()
     out, x_norm = att(x, valid)
-    ref_out, ref_norm, f = plain_sgsa(att, x, valid)
-    assert f > 0
+    ref_out, ref_norm, rates = plain_sgsa(att, x, valid)
+    assert min(rates) > 0 and max(rates) > min(rates)  # the samples' rates differ: per-sample f matters
     torch.testing.assert_close(x_norm, ref_norm)
     keep = torch.ones(12, 3, dtype=torch.bool) if valid is None else valid
     torch.testing.assert_close(out[keep], ref_out[keep])
-    assert att.last_firing_rate == pytest.approx(f)
+    assert att.last_firing_rate.tolist() == pytest.approx(rates)
 
 
 def test_scale2_follows_the_formula(attention_input):
@@ -88,19 +94,21 @@ def test_scale2_follows_the_formula(attention_input):
     att = MHSGSA(8, heads=2, scale1=2.0).double()
     att(x)
     spikes = plain_lif(att.scale1 * att.norm(x).detach())
-    f = float(spikes.mean())
     d, dm = 4, 8
-    for head in range(2):
-        var_q = float(torch.var(att.query.weight[head * d:(head + 1) * d].detach(), unbiased=False))
-        var_k = float(torch.var(att.key.weight[head * d:(head + 1) * d].detach(), unbiased=False))
-        expected = math.sqrt(var_q * var_k * d * dm**2 * f**2)
-        assert float(att.last_scale2[head]) == pytest.approx(expected, rel=1e-9)
+    assert att.last_scale2.shape == (3, 2)  # one scale2 per sample and head
+    for b in range(3):
+        f = float(spikes[:, b].mean())
+        for head in range(2):
+            var_q = float(torch.var(att.query.weight[head * d:(head + 1) * d].detach(), unbiased=False))
+            var_k = float(torch.var(att.key.weight[head * d:(head + 1) * d].detach(), unbiased=False))
+            expected = math.sqrt(var_q * var_k * d * dm**2 * f**2)
+            assert float(att.last_scale2[b, head]) == pytest.approx(expected, rel=1e-9)
 
 
 def test_scale2_guard_keeps_output_finite_without_spikes():
     att = MHSGSA(8, heads=2, scale1=1e-3)  # inputs far below threshold: no spikes at all
     out, _ = att(torch.randn(10, 2, 8))
-    assert att.last_firing_rate == pytest.approx(1.0 / (10 * 2 * 8))
+    assert att.last_firing_rate.tolist() == pytest.approx([1.0 / (10 * 8)] * 2)  # floor: one spike per sample
     assert torch.isfinite(out).all()
     assert torch.isfinite(att.last_scale2).all() and (att.last_scale2 > 0).all()
 
@@ -129,7 +137,7 @@ def test_layer_matches_eq7():
 
 
 def test_fusion_layer_uses_connected_neurons():
-    layer = SpikingLayer(8, heads=2, neuron="connected", strength=0.05)
+    layer = SpikingLayer(8, heads=2, neuron="connected", settings=NeuronSettings(strength=0.05))
     kinds = {type(m) for m in layer.modules()}
     assert ConnectedLIF in kinds and LIF not in kinds
 
@@ -189,3 +197,78 @@ def test_bad_inputs_are_clear_errors():
         SGMTConfig(feature_dims=(10, 6, 5), d_model=10, heads=3)
     with pytest.raises(ValueError, match="modalities"):
         SGMTConfig(feature_dims=(10, 6, 5), modalities=("text",))
+
+
+def _smooth_batch(B: int, dims=(10, 6, 5), lens=(5, 9, 7), seed: int = 0) -> dict:
+    """Inputs that change slowly in time (AR(1)), with per-sample lengths, so the neurons fire unevenly."""
+    g = torch.Generator().manual_seed(seed)
+
+    def ar1(L, D):
+        x = torch.zeros(B, L, D)
+        x[:, 0] = torch.randn(B, D, generator=g)
+        for t in range(1, L):
+            x[:, t] = 0.9 * x[:, t - 1] + 0.45 * torch.randn(B, D, generator=g)
+        return x * torch.linspace(0.2, 5.0, D)  # channels of very different scales
+
+    return dict(text=ar1(lens[0], dims[0]), audio=ar1(lens[1], dims[1]), vision=ar1(lens[2], dims[2]),
+                audio_lengths=torch.randint(1, lens[1] + 1, (B,), generator=g),
+                vision_lengths=torch.randint(1, lens[2] + 1, (B,), generator=g))
+
+
+def _rows(batch: dict, index) -> dict:
+    return {k: v[index] for k, v in batch.items()}
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+def test_a_samples_outputs_do_not_depend_on_its_batch(backend):
+    torch.manual_seed(0)
+    model = SGMT(SGMTConfig.from_options(feature_dims=(10, 6, 5), d_model=8, heads=2, scale1=2.0,
+                                         strength=0.05, backend=backend)).eval()
+    batch = _smooth_batch(8)
+    with torch.no_grad():
+        whole = model(**batch)
+        rates = whole.sample_firing_rate
+        assert float(rates.max() - rates.min()) > 0.01  # the samples fire differently: a pooled f would differ
+        alone = [model(**_rows(batch, slice(i, i + 1))) for i in range(8)]
+        shuffled_order = torch.tensor([5, 2, 7, 0])
+        shuffled = model(**_rows(batch, shuffled_order))
+    for head, pred in whole.predictions.items():
+        torch.testing.assert_close(torch.cat([a.predictions[head] for a in alone]), pred, atol=1e-5, rtol=0)
+        torch.testing.assert_close(shuffled.predictions[head], pred[shuffled_order], atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.cat([a.sample_firing_rate for a in alone]), rates, atol=1e-6, rtol=0)
+
+
+def test_firing_rates_count_valid_positions_only():
+    torch.manual_seed(0)
+    model = SGMT(SGMTConfig(feature_dims=(10, 6, 5), d_model=8, heads=2, scale1=2.0)).eval()
+    batch = _smooth_batch(4)
+    with torch.no_grad():
+        before = model(**batch)
+        batch["audio"] = torch.cat([batch["audio"], 50.0 * torch.ones(4, 20, 6)], dim=1)  # 20 loud padded frames
+        after = model(**batch)
+    neuron = "single_modal.audio.0.attention.neuron"
+    assert after.firing_rates[neuron] == pytest.approx(float(before.firing_rates[neuron]), abs=1e-7)
+    torch.testing.assert_close(after.sample_firing_rate, before.sample_firing_rate)
+    spikes, steps = after.activity[neuron]
+    assert steps.tolist() == (batch["audio_lengths"].float() * 8).tolist()
+
+
+def test_fusion_output_and_predictions_do_not_depend_on_padding():
+    """The same samples padded further, with loud garbage in the padding of every modality (text
+    too, through its lengths): the same fusion output, pooled features, heads and firing."""
+    torch.manual_seed(0)
+    model = SGMT(SGMTConfig.from_options(feature_dims=(10, 6, 5), d_model=8, heads=2, scale1=2.0, strength=0.05)).eval()
+    batch = _smooth_batch(3)
+    batch["text_lengths"] = torch.tensor([5, 3, 4])
+    with torch.no_grad():
+        before = model(**batch)
+        padded = dict(batch, text=torch.cat([batch["text"], torch.randn(3, 3, 10) * 9], dim=1),
+                      audio=torch.cat([batch["audio"], torch.randn(3, 7, 6) * 9], dim=1),
+                      vision=torch.cat([batch["vision"], torch.randn(3, 4, 5) * 9], dim=1))
+        after = model(**padded)
+    assert before.features.keys() == after.features.keys() == {"text", "audio", "vision", "fusion"}
+    for key in before.features:
+        torch.testing.assert_close(after.features[key], before.features[key], atol=1e-5, rtol=0)
+    for head in before.predictions:
+        torch.testing.assert_close(after.predictions[head], before.predictions[head], atol=1e-5, rtol=0)
+    torch.testing.assert_close(after.sample_firing_rate, before.sample_firing_rate, atol=1e-6, rtol=0)

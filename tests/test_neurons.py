@@ -9,17 +9,23 @@
 from __future__ import annotations
 
 import ctypes
+import importlib.abc
+import importlib.util
 import math
 import shutil
 import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
-from snn_msa.neurons import ConnectedLIF, LIF, LIFParameters
+from snn_msa.neurons import ConnectedLIF, LIF, LIFParameters, connected_lif, connected_lif_cupy
 from snn_msa.neurons.connected_lif import resolve_backend
-from snn_msa.neurons.connected_lif_cupy import cupy_unavailable_reason, kernel_source
+from snn_msa.neurons.connected_lif_cupy import cupy_unavailable_reason, kernel_source, probe_case
 from snn_msa.neurons.connected_lif_torch import connected_lif_backward, connected_lif_forward
 
 CPU_BACKENDS = ["reference", "torch"]
@@ -197,7 +203,148 @@ def test_auto_backend_on_cpu_is_torch():
     assert resolve_backend("auto", torch.zeros(1, 1, 1)) == "torch"
 
 
+# --- the backend check: once per process and device, one warning on fallback -------------------
+
+
+@pytest.fixture
+def fresh_backend_check():
+    """Forget the cached verdicts and warnings before and after the test."""
+    warned = set(connected_lif._FALLBACK_WARNED)
+
+    def clear():
+        connected_lif_cupy.cupy_unavailable_reason.cache_clear()
+        connected_lif_cupy.kernel_unavailable_reason.cache_clear()
+        connected_lif._FALLBACK_WARNED.clear()
+
+    clear()
+    yield
+    clear()
+    connected_lif._FALLBACK_WARNED.update(warned)
+
+
+def cuda_tensor_stub(index: int) -> SimpleNamespace:
+    """What resolve_backend reads of a CUDA tensor, without a GPU."""
+    return SimpleNamespace(is_cuda=True, device=torch.device("cuda", index))
+
+
+def fallback_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning) and "ConnectedLIF" in str(w.message)]
+
+
+class _CountingCupyBlocker(importlib.abc.MetaPathFinder):
+    """Makes ``import cupy`` fail, and counts the tries."""
+
+    def __init__(self):
+        self.tries = 0
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "cupy":
+            self.tries += 1
+            raise ImportError("No module named 'cupy' (blocked by the test)")
+        return None
+
+
+def test_failed_cupy_import_is_not_retried(fresh_backend_check, monkeypatch):
+    blocker = _CountingCupyBlocker()
+    monkeypatch.setattr(sys, "meta_path", [blocker, *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "cupy", raising=False)
+    reasons = {connected_lif_cupy.cupy_unavailable_reason() for _ in range(3)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backends = [resolve_backend("auto", cuda_tensor_stub(0)) for _ in range(3)]
+    assert backends == ["torch"] * 3
+    assert blocker.tries == 1
+    assert len(reasons) == 1 and "CuPy is not importable" in reasons.pop()
+    assert len(fallback_warnings(caught)) == 1
+
+
+@pytest.mark.parametrize(
+    "probe, reason",
+    [
+        ("raise", "the CuPy kernels failed on cuda:{index} (RuntimeError: nvrtc: error: failed to open libnvrtc-builtins"),
+        ("mismatch", "the CuPy kernels gave wrong results on cuda:{index} (float32 spikes differ"),
+    ],
+)
+def test_auto_falls_back_to_torch_once_per_device_with_one_warning(fresh_backend_check, monkeypatch, probe, reason):
+    probed = []
+
+    def failing_probe(device):
+        probed.append(device.index)
+        if probe == "raise":
+            raise RuntimeError("nvrtc: error: failed to open libnvrtc-builtins.so.13.0\nmore lines of the log")
+        return "float32 spikes differ from the torch backend"
+
+    monkeypatch.setattr(connected_lif_cupy, "cupy_unavailable_reason", lambda: None)
+    monkeypatch.setattr(connected_lif_cupy, "_probe_kernels", failing_probe)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backends = [resolve_backend("auto", cuda_tensor_stub(i)) for i in (0, 0, 1, 0, 1)]
+    assert backends == ["torch"] * 5
+    assert probed == [0, 1]  # compiled and checked once per device
+    messages = fallback_warnings(caught)
+    assert len(messages) == 2
+    for index, message in zip((0, 1), messages):
+        assert reason.format(index=index) in message and "backend='torch'" in message
+    with pytest.raises(RuntimeError, match="backend='cupy' cannot run: the CuPy kernels"):
+        resolve_backend("cupy", cuda_tensor_stub(0))
+    assert probed == [0, 1]
+
+
+def test_auto_picks_cupy_when_the_kernels_pass_the_check(fresh_backend_check, monkeypatch):
+    probed = []
+    monkeypatch.setattr(connected_lif_cupy, "cupy_unavailable_reason", lambda: None)
+    monkeypatch.setattr(connected_lif_cupy, "_probe_kernels", lambda device: probed.append(device.index))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert [resolve_backend(b, cuda_tensor_stub(0)) for b in ("auto", "cupy", "auto")] == ["cupy"] * 3
+    assert probed == [0] and fallback_warnings(caught) == []
+
+
+@pytest.mark.parametrize(
+    "dtype, kernel_dtype",
+    [(torch.float16, torch.float32), (torch.bfloat16, torch.float32), (torch.float32, torch.float32),
+     (torch.float64, torch.float64)],
+)
+def test_omega_reaches_the_cupy_kernel_unrounded(monkeypatch, dtype, kernel_dtype):
+    seen = []
+
+    class Recorder:
+        @staticmethod
+        def apply(x, omega, params):
+            seen.append(omega)
+            return (x > 0).to(x.dtype)
+
+    monkeypatch.setattr(connected_lif, "resolve_backend", lambda backend, x: "cupy")
+    monkeypatch.setattr(connected_lif_cupy, "ConnectedLIFCupyFunction", Recorder)
+    model = ConnectedLIF(8, strength=0.1, seed=0)  # a float32 module (as under autocast)
+    model(torch.randn(3, 2, 8).to(dtype))
+    (omega,) = seen
+    assert omega.dtype == kernel_dtype
+    assert torch.equal(omega, model.omega.to(kernel_dtype))
+
+
+def test_probe_case_fires_both_ways_far_from_the_threshold():
+    p = LIFParameters()
+    x, omega, _ = probe_case(torch.float64)
+    spikes, charged = connected_lif_forward(x, omega, p)
+    assert spikes[0].sum() == 20 and spikes[0, 0, :32].sum() < 20  # fired in both warps of the block
+    assert 0 < spikes[1].sum() < x.shape[-1]  # the recurrence decides step 1 both ways
+    assert (charged - p.v_threshold).abs().min() >= 0.25 - 1e-12
+
+
 # --- the CUDA kernels without a GPU -------------------------------------------------------------
+
+# A compile takes seconds on an idle machine and can take minutes on a loaded one; the limit is
+# there only to stop a hung compiler, and says so when it is reached.
+COMPILE_TIMEOUT_S = 900
+
+
+def compile_or_fail(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a compiler; a hung one fails the test with a message instead of a raw TimeoutExpired."""
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{command[0]} did not finish in {COMPILE_TIMEOUT_S} s: {' '.join(command)}")
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
@@ -205,13 +352,42 @@ def test_auto_backend_on_cpu_is_torch():
 def test_cuda_kernels_compile_with_nvcc(dtype, tmp_path):
     source = tmp_path / "connected_lif.cu"
     source.write_text(kernel_source(dtype))
-    result = subprocess.run(
-        ["nvcc", "--ptx", "-arch=sm_90", "--fmad=false", "-o", str(tmp_path / "k.ptx"), str(source)],
-        capture_output=True, text=True, timeout=120,
-    )
+    result = compile_or_fail(["nvcc", "--ptx", "-arch=sm_90", "--fmad=false", "-o", str(tmp_path / "k.ptx"), str(source)])
     assert result.returncode == 0, result.stderr
     ptx = (tmp_path / "k.ptx").read_text()
     assert ".entry connected_lif_forward" in ptx and ".entry connected_lif_backward" in ptx
+
+
+def find_libnvrtc() -> Path | None:
+    """NVRTC from a pip wheel (``nvidia-cuda-nvrtc``, under the ``nvidia`` namespace), else None."""
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for path in sorted(Path(root).glob("*/lib/libnvrtc.so.*")):
+            if ".alt." not in path.name:
+                return path
+    return None
+
+
+@pytest.mark.skipif(find_libnvrtc() is None, reason="no NVRTC library (pip install nvidia-cuda-nvrtc)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_kernels_compile_with_nvrtc(dtype):
+    # What CuPy does at the first launch, without a GPU: NVRTC compiles the source for sm_90.
+    library = find_libnvrtc()
+    for builtins in library.parent.glob("libnvrtc-builtins.so.*"):  # found by name at compile time
+        if ".alt." not in builtins.name:
+            ctypes.CDLL(str(builtins), mode=ctypes.RTLD_GLOBAL)
+    nvrtc = ctypes.CDLL(str(library))
+    program = ctypes.c_void_p()
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(program), kernel_source(dtype).encode(), b"k.cu", 0, None, None) == 0
+    options = [b"--fmad=false", b"-arch=sm_90"]
+    result = nvrtc.nvrtcCompileProgram(program, len(options), (ctypes.c_char_p * len(options))(*options))
+    size = ctypes.c_size_t()
+    nvrtc.nvrtcGetProgramLogSize(program, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    nvrtc.nvrtcGetProgramLog(program, log)
+    nvrtc.nvrtcDestroyProgram(ctypes.byref(program))
+    assert result == 0, log.value.decode()
+    assert log.value.decode().strip() == ""  # not even a warning
 
 
 # The kernels compiled as C++, one std::thread per CUDA thread, barriers for __syncthreads and
@@ -245,6 +421,8 @@ alignas(16) unsigned char shared_bytes[1 << 18];
 #define __align__(n) __attribute__((aligned(n)))
 """
 
+EMULATION_FLAGS = ("-std=c++20", "-O1", "-ffp-contract=off", "-pthread")
+
 EMULATION_LAUNCHER = r"""
 template <class Body> static void launch(int grid, int threads, Body body) {
     blockDim = {threads, 1, 1};
@@ -277,17 +455,36 @@ def emulated_kernels(tmp_path_factory):
     if shutil.which("g++") is None:
         pytest.skip("g++ is not installed")
     folder = tmp_path_factory.mktemp("kernel_emulation")
+    # Whether this g++ has C++20 <barrier> is asked of a program that uses nothing else, so a
+    # broken kernel can never pass for a missing header (its compile error fails the test below).
+    probe = folder / "probe.cpp"
+    probe.write_text("#include <barrier>\nint main() { std::barrier<> b(1); b.arrive_and_wait(); }\n")
+    probed = compile_or_fail(["g++", *EMULATION_FLAGS, "-o", str(folder / "probe"), str(probe)])
+    if probed.returncode != 0:
+        pytest.skip(f"this g++ cannot build a C++20 std::barrier: {probed.stderr.strip().splitlines()[0]}")
     source = folder / "emulation.cpp"
     source.write_text(EMULATION_PRELUDE + kernel_source(torch.float64) + EMULATION_LAUNCHER)
     library = folder / "emulation.so"
-    result = subprocess.run(
-        ["g++", "-std=c++20", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-pthread", "-o", str(library), str(source)],
-        capture_output=True, text=True, timeout=120,
-    )
-    if result.returncode != 0 and "barrier" in result.stderr:
-        pytest.skip("this g++ has no C++20 <barrier>")
+    result = compile_or_fail(["g++", *EMULATION_FLAGS, "-shared", "-fPIC", "-o", str(library), str(source)])
     assert result.returncode == 0, result.stderr
     return ctypes.CDLL(str(library))
+
+
+def emulate(kernels, x, omega, grad_spikes, p: LIFParameters, threads: int):
+    """Forward and backward of the emulated kernels: ``(spikes, U, grad_x)``."""
+    T, B, F = x.shape
+    spikes, charged, grad_x = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
+    D = ctypes.c_double
+    omega_t = omega.t().contiguous()
+    kernels.run_forward(
+        ptr(x), ptr(omega_t), ptr(spikes), ptr(charged), T, B, F, threads, D(p.tau), D(p.v_threshold), D(p.v_rest)
+    )
+    kernels.run_backward(
+        ptr(grad_spikes), ptr(charged), ptr(omega), ptr(grad_x), T, B, F, threads,
+        D(p.tau), D(p.v_threshold), D(p.v_rest), D(p.alpha / 2), D(math.pi / 2 * p.alpha),
+    )
+    return spikes, charged, grad_x
 
 
 @pytest.mark.parametrize(
@@ -301,18 +498,7 @@ def test_cuda_kernels_emulated_on_cpu_threads_match_torch_backend(emulated_kerne
     x = sequence(T, B, F)
     omega = torch.randn(F, F, dtype=torch.float64) * strength
     grad_spikes = torch.randn(T, B, F, dtype=torch.float64)
-    spikes, charged = torch.empty_like(x), torch.empty_like(x)
-    grad_x = torch.empty_like(x)
-    ptr = lambda t: ctypes.c_void_p(t.data_ptr())  # noqa: E731
-    D = ctypes.c_double
-    omega_t = omega.t().contiguous()
-    emulated_kernels.run_forward(
-        ptr(x), ptr(omega_t), ptr(spikes), ptr(charged), T, B, F, threads, D(p.tau), D(p.v_threshold), D(p.v_rest)
-    )
-    emulated_kernels.run_backward(
-        ptr(grad_spikes), ptr(charged), ptr(omega), ptr(grad_x), T, B, F, threads,
-        D(p.tau), D(p.v_threshold), D(p.v_rest), D(p.alpha / 2), D(math.pi / 2 * p.alpha),
-    )
+    spikes, charged, grad_x = emulate(emulated_kernels, x, omega, grad_spikes, p, threads)
     expected_spikes, expected_charged = connected_lif_forward(x, omega, p)
     expected_grad = connected_lif_backward(grad_spikes, expected_charged, omega, p)
     assert torch.equal(spikes, expected_spikes)
@@ -320,6 +506,15 @@ def test_cuda_kernels_emulated_on_cpu_threads_match_torch_backend(emulated_kerne
     tolerance = 0.0 if strength == 0.0 else 1e-13
     torch.testing.assert_close(charged, expected_charged, rtol=0, atol=tolerance)
     torch.testing.assert_close(grad_x, expected_grad, rtol=0, atol=tolerance)
+
+
+def test_backend_check_probe_passes_on_the_emulated_kernels(emulated_kernels):
+    p = LIFParameters()
+    x, omega, grad_spikes = probe_case(torch.float64)
+    spikes, charged, grad_x = emulate(emulated_kernels, x, omega, grad_spikes, p, threads=64)
+    expected_spikes, expected_charged = connected_lif_forward(x, omega, p)
+    assert torch.equal(spikes, expected_spikes)
+    torch.testing.assert_close(grad_x, connected_lif_backward(grad_spikes, expected_charged, omega, p), rtol=1e-5, atol=1e-6)
 
 
 # --- on a GPU -------------------------------------------------------------------------------------
@@ -365,21 +560,99 @@ def test_cupy_strength_zero_equals_spikingjelly_lif_on_gpu():
 @pytest.mark.gpu
 def test_auto_backend_picks_cupy_on_cuda():
     x = sequence(20, 2, 16, torch.float32, "cuda")
+    assert connected_lif_cupy.kernel_unavailable_reason(x.device.index or 0) is None
     assert resolve_backend("auto", x) == "cupy"
     model = connected(16, "auto", torch.float32, "cuda", strength=0.1)
     assert torch.equal(model(x), connected(16, "cupy", torch.float32, "cuda", strength=0.1)(x))
 
 
 @pytest.mark.gpu
-def test_cupy_runs_on_the_current_stream():
-    x, w = sequence(200, 4, 64, device="cuda"), torch.randn(200, 4, 64, dtype=torch.float64, device="cuda")
-    expected = run(connected(64, "cupy", device="cuda", strength=0.1), x, w)
+def test_auto_falls_back_to_torch_when_the_kernels_do_not_compile(fresh_backend_check, monkeypatch):
+    import cupy
+
+    def broken_kernels(dtype):
+        return tuple(cupy.RawKernel("this is not CUDA", name) for name in ("connected_lif_forward", "connected_lif_backward"))
+
+    monkeypatch.setattr(connected_lif_cupy, "_kernels", broken_kernels)
+    x = sequence(30, 2, 16, torch.float32, "cuda")
+    model = connected(16, "auto", torch.float32, "cuda", strength=0.1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = model(x), model(x)
+    messages = fallback_warnings(caught)
+    assert len(messages) == 1 and "the CuPy kernels failed on cuda:" in messages[0]
+    expected = connected(16, "torch", torch.float32, "cuda", strength=0.1)(x)
+    assert torch.equal(first, expected) and torch.equal(second, expected)
+    with pytest.raises(RuntimeError, match="backend='cupy' cannot run: the CuPy kernels failed"):
+        connected(16, "cupy", torch.float32, "cuda", strength=0.1)(x)
+
+
+@pytest.fixture
+def launch_streams(monkeypatch) -> list[int]:
+    """The raw CUDA stream of every kernel launch from here on, in order."""
+    import cupy
+
+    streams: list[int] = []
+    real_kernels = connected_lif_cupy._kernels
+
+    class Spy:
+        def __init__(self, kernel):
+            self._kernel = kernel
+
+        def __getattr__(self, name):
+            return getattr(self._kernel, name)
+
+        def __call__(self, *args, **kwargs):
+            streams.append((kwargs["stream"] if "stream" in kwargs else cupy.cuda.get_current_stream()).ptr)
+            return self._kernel(*args, **kwargs)
+
+    monkeypatch.setattr(connected_lif_cupy, "_kernels", lambda dtype: tuple(Spy(k) for k in real_kernels(dtype)))
+    return streams
+
+
+#: About 0.1 s of a spinning kernel: long enough that a launch on another stream would run before it ends.
+SLEEP_CYCLES = 200_000_000
+
+
+@pytest.mark.gpu
+def test_cupy_launches_on_the_current_stream_behind_its_queued_work(launch_streams):
+    T, B, F = 300, 4, 64
+    x, w = sequence(T, B, F, device="cuda"), torch.randn(T, B, F, dtype=torch.float64, device="cuda")
+    expected = run(connected(F, "cupy", device="cuda", strength=0.1), x, w)  # on the default stream
+    model = connected(F, "cupy", device="cuda", strength=0.1)
+    x_late, w_late = torch.full_like(x, -5.0), torch.zeros_like(w)  # what a launch that ran too early would read
     side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
+    torch.cuda.synchronize()
+    launch_streams.clear()
     with torch.cuda.stream(side):
-        got = run(connected(64, "cupy", device="cuda", strength=0.1), x, w)
-    torch.cuda.current_stream().wait_stream(side)
+        torch.cuda._sleep(SLEEP_CYCLES)
+        x_late.copy_(x)
+        x_late.requires_grad_(True)
+        spikes = model(x_late)
+        torch.cuda._sleep(SLEEP_CYCLES)
+        w_late.copy_(w)
+        (spikes * w_late).sum().backward()
+        got = spikes.detach().clone(), x_late.grad.clone()
+    torch.cuda.synchronize()
+    assert side.cuda_stream != torch.cuda.default_stream().cuda_stream
+    assert launch_streams == [side.cuda_stream] * 2  # forward and backward, on the stream that was current
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+
+
+@pytest.mark.gpu
+def test_cupy_runs_on_the_inputs_device_with_its_current_stream(launch_streams):
+    if torch.cuda.device_count() < 2:
+        pytest.skip("only one CUDA device: the second-GPU case needs two")
+    x, w = sequence(100, 3, 64, device="cuda:0"), torch.randn(100, 3, 64, dtype=torch.float64, device="cuda:0")
+    expected = run(connected(64, "cupy", device="cuda:0", strength=0.1), x, w)
+    assert connected_lif_cupy.kernel_unavailable_reason(1) is None  # the check of device 1, before counting launches
+    launch_streams.clear()
+    with torch.cuda.device(0):
+        got = run(connected(64, "cupy", device="cuda:1", strength=0.1), x.to("cuda:1"), w.to("cuda:1"))
+        assert torch.cuda.current_device() == 0
+    assert launch_streams == [torch.cuda.current_stream(1).cuda_stream] * 2
+    assert got[0].device == torch.device("cuda", 1) and got[1].device == torch.device("cuda", 1)
+    assert torch.equal(got[0].cpu(), expected[0].cpu()) and torch.equal(got[1].cpu(), expected[1].cpu())
 
 
 @pytest.mark.gpu
@@ -393,6 +666,41 @@ def test_cupy_any_width(features):
     torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-10)
 
 
+#: Wide layers (F = 256: eight warps; 768: BERT's width), a full batch of 64 rows, a single step.
+GPU_EDGE_SHAPES = [(1, 64, 256), (40, 64, 256), (20, 8, 768), (1, 3, 768), (60, 64, 64)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_EDGE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_cupy_wide_layers_full_batches_and_one_step(shape):
+    x, w = sequence(*shape, device="cuda"), torch.randn(*shape, dtype=torch.float64, device="cuda")
+    ref_spikes, ref_grad = run(connected(shape[-1], "reference", device="cuda", strength=0.05), x, w)
+    spikes, grad = run(connected(shape[-1], "cupy", device="cuda", strength=0.05), x, w)
+    assert ref_spikes.sum() > 0
+    assert torch.equal(spikes, ref_spikes)
+    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("layout", ["transposed-from-batch-major", "every-other-feature"])
+def test_cupy_non_contiguous_inputs_and_gradients(layout):
+    T, B, F = 30, 5, 48
+    if layout == "transposed-from-batch-major":  # how a model hands over a [B, L, d] sequence
+        base = sequence(T, B, F, device="cuda").transpose(0, 1).contiguous().requires_grad_(True)
+        view = lambda t: t.transpose(0, 1)  # noqa: E731
+    else:
+        base = sequence(T, B, 2 * F, device="cuda").requires_grad_(True)
+        view = lambda t: t[..., ::2]  # noqa: E731
+    x = view(base)
+    w = torch.randn(B, T, F, dtype=torch.float64, device="cuda").transpose(0, 1)  # a strided upstream gradient
+    assert not x.is_contiguous() and not w.is_contiguous()
+    spikes = connected(F, "cupy", device="cuda", strength=0.1)(x)
+    (spikes * w).sum().backward()
+    ref_spikes, ref_grad = run(connected(F, "reference", device="cuda", strength=0.1), x.detach().contiguous(), w.contiguous())
+    assert torch.equal(spikes.detach(), ref_spikes)
+    torch.testing.assert_close(view(base.grad), ref_grad, rtol=0, atol=1e-10)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_cupy_half_precision_runs_in_float32(dtype):
@@ -400,3 +708,20 @@ def test_cupy_half_precision_runs_in_float32(dtype):
     spikes = connected(32, "cupy", dtype, "cuda", strength=0.1)(x)
     spikes.sum().backward()
     assert spikes.dtype == dtype and x.grad.dtype == dtype and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cupy_half_inputs_keep_omega_in_float32(dtype):
+    T, B, F = 400, 16, 256
+    model = connected(F, "cupy", torch.float32, "cuda", strength=0.1)  # a float32 module, as under autocast
+    x, w = sequence(T, B, F, dtype, "cuda"), torch.randn(T, B, F, device="cuda").to(dtype)
+    spikes, grad = run(model, x, w)
+    expected_spikes, expected_grad = run(model, x.float(), w.float())
+    assert spikes.dtype == dtype and grad.dtype == dtype
+    assert torch.equal(spikes.float(), expected_spikes)
+    assert torch.equal(grad, expected_grad.to(dtype))
+    # At this size the test can tell: omega rounded to the input's dtype changes the spikes.
+    rounded = connected(F, "cupy", torch.float32, "cuda", strength=0.1)
+    rounded.omega.copy_(rounded.omega.to(dtype).float())
+    assert not torch.equal(rounded(x.float()), expected_spikes)

@@ -6,6 +6,7 @@ import errno
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from snn_msa import atomic
 from snn_msa.data import load_dataset
+from snn_msa.data.synthetic import make_synthetic, write_pickle
 from snn_msa.model import SGMT
 from snn_msa.output_lock import LOCK_NAME
 from snn_msa.registry import get_card, list_models
@@ -25,6 +27,7 @@ from snn_msa.training import (
     train,
 )
 from snn_msa.training import checkpoint as ckpt_mod
+from snn_msa.training import distributed as distributed_mod
 from snn_msa.training import trainer as trainer_mod
 from snn_msa.training.results import aggregate, json_safe, mean_std
 
@@ -139,53 +142,137 @@ def test_train_writes_results_and_checkpoints(tmp_path, tiny):
     assert same_weights(weights(out / "seed-7/best.pt"), weights(tmp_path / "again/seed-7/best.pt"))
 
 
-def test_best_epoch_is_chosen_on_validation_loss(full_run):
-    run = full_run[1]["seeds"][0]
-    losses = [h["valid_loss"] for h in run["history"]]
-    assert run["best_epoch"] == int(np.argmin(losses)) + 1
-    assert run["best_valid_loss"] == min(losses)
-    assert [h["best"] for h in run["history"]].count(True) >= 1
+# Early stopping, pinned to its documented criterion: the validation MAE of the M head against the
+# unclipped labels. The valid pass of each epoch is scripted so that every other plausible criterion
+# picks another epoch: the MAE after MMSA's clipping to [-1, 1] (epoch 3), the multi-task loss
+# (epoch 4), the squared error (epoch 5). The MAE itself picks epoch 2.
+VALID_M = np.array([0.95, -0.95, 0.2, -0.2, 0.0, 0.5, -0.5, 0.1], dtype=np.float32)
+SCRIPTED_M = [
+    VALID_M + 0.5,                                                   # MAE 0.5
+    VALID_M + np.array([0, 0, 0, 0, 0.4, 0.4, 0.4, 0.4]),            # MAE 0.2 (the best), squared 0.08
+    np.where(np.abs(VALID_M) > 0.9, 5 * np.sign(VALID_M), VALID_M),  # MAE 1.01, clipped to [-1, 1] 0.0125
+    VALID_M + 0.3,                                                   # MAE 0.3, the other heads exact
+    VALID_M - 0.22,                                                  # MAE 0.22, squared 0.0484
+    VALID_M + 0.6,                                                   # worse by every measure
+]
+OTHER_HEADS_OFF_BY = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0]  # added to every other head's exact prediction
 
 
-def test_early_stopping_counts_epochs_without_improvement(tmp_path, tiny, monkeypatch):
-    # Validation losses 1.0, 0.5, 0.6, 0.7, ...: best at epoch 2, patience 2 stops after epoch 4.
-    real = trainer_mod.evaluate
-    scripted_losses = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
+def _criteria(epoch: int, loss_weights: dict[str, float]) -> dict[str, float]:
+    """Every candidate criterion of one scripted epoch, written out with numpy."""
+    pred = SCRIPTED_M[epoch].astype(np.float32)
+    mae = float(np.mean(np.abs(pred - VALID_M)))
+    others = sum(w * OTHER_HEADS_OFF_BY[epoch] for head, w in loss_weights.items() if head != "M")
+    return {"mae": mae, "clipped_mae": float(np.mean(np.abs(np.clip(pred, -1, 1) - np.clip(VALID_M, -1, 1)))),
+            "total": loss_weights["M"] * mae + others, "squared": float(np.mean((pred - VALID_M) ** 2))}
 
-    def scripted(model, batches, device):
-        result = real(model, batches, device)
-        if batches.split.name == "valid":
-            result.loss = next(scripted_losses)
-        return result
 
-    monkeypatch.setattr(trainer_mod, "evaluate", scripted)
-    results = train(settings(tmp_path, epochs=6, patience=2), dataset=tiny)
+def test_early_stopping_follows_the_validation_mae_of_m_against_unclipped_labels(tmp_path, monkeypatch):
+    short = make_synthetic("sims", (24, 8, 8), seed=1, seq_lens=(8, 10, 6))  # short sequences: fast epochs
+    data = load_dataset(write_pickle(short, tmp_path / "short.pkl"))
+    valid = data.splits["valid"]
+    valid._labels["M"] = VALID_M.copy()  # labels chosen so that clipping matters at epoch 3
+    head_labels = {"T": valid.labels("T"), "A": valid.labels("A"), "V": valid.labels("V"), "TAV": VALID_M}
+    real_forward, real_evaluate, valid_passes, evaluating = SGMT.forward, distributed_mod.evaluate, [], []
+
+    def noting_the_split(model, batches, device):
+        evaluating[:] = [batches.split.name]
+        return real_evaluate(model, batches, device)
+
+    def scripted_forward(self, *args, **kwargs):
+        output = real_forward(self, *args, **kwargs)
+        if self.training or evaluating != ["valid"]:
+            return output
+        epoch = len(valid_passes)
+        valid_passes.append(dict(self.loss_weights))
+        assert output.predictions["M"].shape == (8,)  # the whole valid split in one batch, in order
+        scripted = {h: torch.from_numpy(y + np.float32(OTHER_HEADS_OFF_BY[epoch])) for h, y in head_labels.items()}
+        scripted["M"] = torch.from_numpy(SCRIPTED_M[epoch].astype(np.float32))
+        output.predictions = scripted
+        return output
+
+    monkeypatch.setattr(SGMT, "forward", scripted_forward)
+    monkeypatch.setattr(distributed_mod, "evaluate", noting_the_split)
+    results = train(settings(tmp_path, epochs=6, patience=3), dataset=data)
     run = results["seeds"][0]
-    assert run["best_epoch"] == 2 and run["epochs_run"] == 4 and run["stopped_early"]
+    table = [_criteria(e, valid_passes[0]) for e in range(5)]
+    picks = {name: int(np.argmin([row[name] for row in table])) + 1 for name in table[0]}
+    assert picks == {"mae": 2, "clipped_mae": 3, "total": 4, "squared": 5}  # the script does tell them apart
+
+    assert run["best_epoch"] == 2
+    assert [h["valid_loss"] for h in run["history"]] == pytest.approx([row["mae"] for row in table], abs=1e-6)
+    assert run["best_valid_loss"] == pytest.approx(table[1]["mae"], abs=1e-6)
+    assert run["valid_metrics"]["MAE"] == pytest.approx(table[1]["clipped_mae"], abs=1e-6)  # epoch 2's metrics
+    # Patience 3 after the best epoch 2: epochs 3, 4 and 5 do not improve, so epoch 6 never runs.
+    assert run["epochs_run"] == 5 and run["stopped_early"] and len(valid_passes) == 5
+    assert [h["best"] for h in run["history"]] == [True, True, False, False, False]
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path, tiny, full_run, monkeypatch):
-    full_dir, full = full_run
+def _interrupt_after_epoch(monkeypatch, stop: int) -> None:
+    """Ctrl-C right after epoch ``stop`` (its last.pt is already written: a clean interruption point)."""
     real_epoch = trainer_mod.Progress.epoch
 
-    def interrupt_after_two(self, epoch, *args, **kwargs):
+    def interrupting(self, epoch, *args, **kwargs):
         real_epoch(self, epoch, *args, **kwargs)
-        if epoch == 2:  # last.pt of epoch 2 is already written: a clean interruption point
+        if epoch == stop:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer_mod.Progress, "epoch", interrupt_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(settings(tmp_path, epochs=4), dataset=tiny)
-    assert torch.load(tmp_path / "run/seed-1111/last.pt", weights_only=True)["epoch"] == 2
-    assert not (tmp_path / "run/results.json").exists()
-    monkeypatch.setattr(trainer_mod.Progress, "epoch", real_epoch)
+    monkeypatch.setattr(trainer_mod.Progress, "epoch", interrupting)
 
+
+def _record_epochs(monkeypatch) -> list[dict]:
+    """Wrap the per-epoch training function: one entry per epoch that actually trains, holding the
+    weights it started from and Adam's step counts at that moment."""
+    real_train_epoch, started = trainer_mod.train_epoch, []
+
+    def recorded(model, batches, optimizer, *args, **kwargs):
+        started.append({"weights": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                        "adam_steps": sorted({int(s["step"]) for s in optimizer.state.values()})})
+        return real_train_epoch(model, batches, optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "train_epoch", recorded)
+    return started
+
+
+def test_resume_runs_only_the_remaining_epochs_from_the_checkpoint(tmp_path, tiny, full_run, monkeypatch):
+    full_dir, full = full_run
+    with monkeypatch.context() as interrupted:
+        _interrupt_after_epoch(interrupted, 2)
+        first = _record_epochs(interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings(tmp_path, epochs=4), dataset=tiny)
+    assert len(first) == 2 and not (tmp_path / "run/results.json").exists()
+    last = ckpt_mod.load_checkpoint(tmp_path / "run/seed-1111/last.pt")
+    assert last["epoch"] == 2
+    shutil.copytree(tmp_path / "run", tmp_path / "perturbed")
+
+    started = _record_epochs(monkeypatch)
     resumed = train(settings(tmp_path, epochs=4, resume=True), dataset=tiny)
+    epochs_trained = len(started)
+    assert epochs_trained == 2  # epochs 3 and 4 only: 1 and 2 are not trained again
+    starts_from_checkpoint = same_weights(started[0]["weights"], last["state_dict"])
+    assert starts_from_checkpoint  # epoch 3 starts from the checkpoint's weights
+    assert started[0]["adam_steps"] == [4]  # and from its Adam state (2 epochs of 2 batches)
     a, b = full["seeds"][0], resumed["seeds"][0]
     assert a["test_metrics"] == b["test_metrics"] and a["best_epoch"] == b["best_epoch"]
     assert without_times(a["history"]) == without_times(b["history"])
     for name in ("best.pt", "last.pt"):
         assert same_weights(weights(full_dir / "run/seed-1111" / name), weights(tmp_path / "run/seed-1111" / name))
+
+    # Weights perturbed on purpose in last.pt: the resumed run must start from them, and so end
+    # elsewhere than the uninterrupted run (a run that retrained or rebuilt them would not). One
+    # epoch is enough: its result is compared with the weights the uninterrupted run had after epoch 3.
+    after_epoch_3 = started[1]["weights"]
+    perturbed_path = tmp_path / "perturbed/seed-1111/last.pt"
+    perturbed = {k: v + 0.05 if v.is_floating_point() else v for k, v in last["state_dict"].items()}
+    payload = {k: v for k, v in last.items() if k not in ("format", "version", "kind")}
+    ckpt_mod.save_checkpoint({**payload, "state_dict": perturbed}, perturbed_path, "last")
+    started.clear()
+    train(settings(tmp_path, "perturbed", epochs=3, resume=True), dataset=tiny)
+    epochs_trained, starts_from_checkpoint = len(started), same_weights(started[0]["weights"], perturbed)
+    assert epochs_trained == 1 and starts_from_checkpoint
+    ends_as_uninterrupted = same_weights(weights(perturbed_path), after_epoch_3)
+    assert not ends_as_uninterrupted
 
 
 def test_resume_refuses_other_settings_and_empty_folders(tmp_path, tiny, full_run):

@@ -99,7 +99,7 @@ def test_unknown_model_and_bad_override_are_clear():
     with pytest.raises(ValueError, match="unknown dataset"):
         zoo.create_model("sgmt-tav", dataset="imdb")
     model = zoo.create_model("sgmt-tav", scale1=None, strength=0.05)  # None is dropped
-    assert model.config.scale1 == 0.5 and model.config.strength == 0.05
+    assert model.config.scale1 == 0.5 and model.config.neuron.strength == 0.05
 
 
 def test_models_command_lists_cards():
@@ -109,7 +109,7 @@ def test_models_command_lists_cards():
     assert [c["name"] for c in cards] == MODELS
     tav = next(c for c in cards if c["name"] == "sgmt-tav")
     assert tav["paper_results"]["simsv2"]["Mult_acc_5"] == 0.5503
-    assert tav["defaults"]["scale1"] == 0.5 and tav["defaults"]["strength"] == 0.01
+    assert tav["defaults"]["scale1"] == 0.5 and tav["defaults"]["neuron"]["strength"] == 0.01
     text = CliRunner().invoke(main, ["models"]).output
     assert all(name in text for name in MODELS)
 
@@ -122,14 +122,23 @@ def make_problem(n, seed):
     return dict(text=text, audio=audio, vision=vision), torch.tanh(2 * signal)
 
 
-@pytest.mark.slow
-def test_sgmt_fits_a_small_synthetic_problem():
-    torch.manual_seed(0)
+# The fit must beat the predict-the-mean baseline by a wide margin (see the spread over seeds
+# measured by benchmarks/zoo_fit_spread.py, in docs/testing.md).
+FIT_LIMIT = 0.6
+
+
+def fit_ratio(seed: int = 0, epochs: int = 25) -> float:
+    """Test MAE of sgmt-tav over the test MAE of predicting the training mean, after ``epochs`` of Adam.
+
+    ``seed`` seeds the weights and the shuffling; the problem itself is fixed.
+    ``benchmarks/zoo_fit_spread.py`` measures its spread over seeds and thread counts.
+    """
+    torch.manual_seed(seed)
     train_x, train_y = make_problem(320, 0)
     test_x, test_y = make_problem(160, 1)
     model = zoo.create_model("sgmt-tav", feature_dims=(8, 6, 5), d_model=32, heads=4, head_hidden=32, dropout=0.0, scale1=2.0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for epoch in range(25):
+    for _ in range(epochs):
         perm = torch.randperm(320)
         for i in range(0, 320, 32):
             idx = perm[i:i + 32]
@@ -141,5 +150,15 @@ def test_sgmt_fits_a_small_synthetic_problem():
     model.eval()
     with torch.no_grad():
         mae = float((model(**test_x)["M"] - test_y).abs().mean())
-    baseline = float((test_y - train_y.mean()).abs().mean())
-    assert mae < 0.6 * baseline, (mae, baseline)  # measured: about 0.38 of the baseline
+    return mae / float((test_y - train_y.mean()).abs().mean())
+
+
+@pytest.mark.slow
+def test_sgmt_fits_a_small_synthetic_problem():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # matrix products round differently with other thread counts: same arithmetic everywhere
+    try:
+        ratio = fit_ratio(seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert ratio < FIT_LIMIT, ratio

@@ -24,7 +24,7 @@ _TABLE3 = {
 
 
 def _build(feature_dims, **kwargs) -> SGMT:
-    return SGMT(SGMTConfig(feature_dims=tuple(feature_dims), **kwargs))
+    return SGMT(SGMTConfig.from_options(feature_dims=tuple(feature_dims), **kwargs))
 
 
 def _ablation_card(letters: str, dropped: str) -> ModelCard:

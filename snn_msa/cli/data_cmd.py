@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from snn_msa.profiles import PROFILES
-
-_PROFILE_CHOICE = click.Choice(list(PROFILES), case_sensitive=False)
+from .options import DATASET_CHOICE, allow_nonfinite_option
 
 
 def _sizes(text: str) -> tuple[int, int, int]:
@@ -36,20 +34,21 @@ def data() -> None:
 
 @data.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dataset", type=_PROFILE_CHOICE, default=None,
+@click.option("--dataset", type=DATASET_CHOICE, default=None,
               help="Profile to check against; inferred from the feature dims when left out.")
+@allow_nonfinite_option
 @click.option("--json", "json_", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def check(ctx: click.Context, file: Path, dataset: str | None, json_: bool) -> None:
+def check(ctx: click.Context, file: Path, dataset: str | None, allow_nonfinite: bool, json_: bool) -> None:
     """Report on FILE (a pickle or an HDF5 store) and every problem in it.
 
     Per split: samples, shapes, dims, per-modality labels, label range, lengths
     and the non-finite cells that loading sets to 0. Exits 1 when the file
-    cannot be used.
+    cannot be used, which includes a modality with too many non-finite cells.
     """
     from snn_msa.data.check import check_file, format_report
 
-    report = check_file(file, dataset)
+    report = check_file(file, dataset, allow_nonfinite=allow_nonfinite)
     click.echo(json.dumps(report, indent=2) if json_ else format_report(report))
     if not report["ok"]:
         ctx.exit(1)
@@ -86,7 +85,7 @@ def convert(src: Path, dst: Path) -> None:
 
 
 @data.command("synth")
-@click.option("--like", "like", type=_PROFILE_CHOICE, required=True, help="Dataset whose lengths and dims to copy.")
+@click.option("--like", "like", type=DATASET_CHOICE, required=True, help="Dataset whose lengths and dims to copy.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write: .pkl (MMSA pickle) or .h5 (HDF5 store).")
 @click.option("--n", "sizes", default="192,48,48", show_default=True, metavar="TRAIN,VALID,TEST",

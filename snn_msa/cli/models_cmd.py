@@ -34,7 +34,7 @@ def markdown_table(cards: list[dict]) -> str:
         lines.append(
             f"| `{card['name']}` | {card['summary']} | {'+'.join(m[0].upper() for m in d['modalities'])} "
             f"| {'yes' if d['spiking'] else 'no'} | {d['d_model']} / {d['heads']} / {d['single_layers']}+{d['fusion_layers']} "
-            f"| {d['scale1']} | {d['strength'] if d['spiking'] else '-'} | {card['paper_table']} |"
+            f"| {d['scale1']} | {d['neuron']['strength'] if d['spiking'] else '-'} | {card['paper_table']} |"
         )
     return "\n".join(lines)
 
@@ -65,7 +65,7 @@ def models(pattern: str | None, json_: bool, markdown: bool) -> None:
         click.echo(f"{card['name']}: {card['summary']}")
         click.echo(
             f"    modalities={','.join(d['modalities'])} d_model={d['d_model']} heads={d['heads']} "
-            f"layers={d['single_layers']}+{d['fusion_layers']} scale1={d['scale1']} strength={d['strength']} "
+            f"layers={d['single_layers']}+{d['fusion_layers']} scale1={d['scale1']} strength={d['neuron']['strength']} "
             f"spiking={d['spiking']}"
         )
         click.echo(f"    paper: {card['paper_table']}")

@@ -7,9 +7,20 @@ import json
 import click
 
 from snn_msa.registry import list_models
-from snn_msa.training.settings import CLI_THREADS, DEVICES
+from snn_msa.training.distributed import is_main_process
+from snn_msa.training.settings import DEVICES
 
-from .options import model_override_options, pop_model_overrides
+from .options import (
+    DATA_OPTIONS,
+    DEVICE_OPTIONS,
+    RECIPE_OPTIONS,
+    SEED_OPTIONS,
+    allow_nonfinite_option,
+    model_override_options,
+    options,
+    pop_model_overrides,
+    tensorboard_options,
+)
 
 SPLITS = ("train", "valid", "test")
 
@@ -64,32 +75,27 @@ def check_dataset(name: str | None) -> str | None:
 
 @click.command("train")
 @click.option("--model", "model", required=True, metavar="NAME", help=f"Zoo entry: {', '.join(list_models())}.")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Dataset profile: sims, simsv2, mosi, mosei (default: from the file, or sims without --data).")
-@click.option("--data", default=None, metavar="FILE", help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data.")
-@click.option("--seeds", default="1111", show_default=True, help="Comma-separated seeds; several give mean ± std.")
-@click.option("--epochs", type=int, default=None, help="Most epochs [default: the entry's max_epochs]; early stopping still applies.")
-@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's].")
-@click.option("--batch-size", type=int, default=None, help="Batch size [default: the entry's].")
-@click.option("--patience", type=int, default=None, help="Epochs without a better validation loss before stopping [default: the entry's, 8].")
-@click.option("--weight-decay", type=float, default=None, help="Adam weight decay [default: the entry's].")
-@click.option("--grad-clip", type=float, default=None, help="Gradient norm clip, 0 for none [default: the entry's].")
-@model_override_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto is CUDA when available.")
-@click.option("--threads", type=click.IntRange(min=0), default=CLI_THREADS, show_default=True,
-              help="torch CPU threads; 0 = torch's default (one per core). See docs/training.md, Speed.")
+@options(DATA_OPTIONS)
+@options(SEED_OPTIONS)
+@options(RECIPE_OPTIONS)
+@options(model_override_options())
+@options(DEVICE_OPTIONS)
 @click.option("--out", default=None, metavar="DIR", help="Run folder [default: runs/<model>-<dataset>-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar or epoch lines; only the final test summary.")
+@tensorboard_options
 @click.option("--json", "json_", is_flag=True, help="Print results.json to stdout (progress lines go to stderr).")
-def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, device, threads, out,
-          resume, overwrite, quiet, json_, **options) -> None:
+def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, patience, weight_decay, grad_clip, device,
+          threads, out, resume, overwrite, quiet, tensorboard, json_, **options) -> None:
     """Train a zoo model with early stopping and test its best weights once per seed.
 
     Writes DIR/results.json (configuration, per-seed and mean ± std test
     metrics, best epochs, firing rates, time per epoch) and DIR/seed-<s>/best.pt
     (weights and full configuration; 'snn-msa eval' rebuilds the model from it).
+
+    Under torchrun it trains one model on N processes with
+    DistributedDataParallel; --batch-size stays the global batch (docs/scale.md).
 
     \b
     Examples:
@@ -97,6 +103,8 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
       snn-msa train --model sgmt-tav --dataset simsv2 --data ~/data/SIMSv2/unaligned.pkl --seeds 1111,1112,1113
       snn-msa train --model sgmt-tav --epochs 5 --scale1 1.0 --strength 0.05 --out runs/try
       snn-msa train --model sgmt-tav --out runs/try --resume
+      snn-msa train --model sgmt-tav --tensorboard runs/tb   # then: tensorboard --logdir runs/tb
+      torchrun --nproc-per-node 2 $(which snn-msa) train --model sgmt-tav --device cpu
     """
     from snn_msa.training import TrainSettings
     from snn_msa.training import train as run_training
@@ -110,14 +118,19 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
             model=model, dataset=check_dataset(dataset), data=data, seeds=parse_seeds(seeds), epochs=epochs, lr=lr,
             batch_size=batch_size, patience=patience, weight_decay=weight_decay, grad_clip=grad_clip, device=device,
             threads=threads or None, out=out, model_overrides=overrides, resume=resume, overwrite=overwrite, quiet=quiet,
+            allow_nonfinite=allow_nonfinite, tensorboard=tensorboard,
         )
         echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
         results = run_training(settings, echo=echo, bars=False if json_ else None)
     except _expected_errors() as error:
+        if not is_main_process():  # under torchrun every rank fails alike; rank 0 alone says why
+            raise SystemExit(1) from None
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         where = f"--out {out} --resume" if out else "--out DIR --resume with the run folder printed above"
         raise click.ClickException(f"interrupted; completed epochs are saved. Continue with the same options and {where}.") from None
+    if not is_main_process():
+        return
     if json_:
         click.echo(json.dumps(results, indent=2))
     elif quiet:
@@ -130,12 +143,13 @@ def train(model, dataset, data, seeds, epochs, lr, batch_size, patience, weight_
 @click.command("eval")
 @click.option("--checkpoint", "checkpoint", required=True, metavar="PATH", help="A best.pt written by 'snn-msa train'.")
 @click.option("--data", default=None, metavar="FILE", help="Feature file [default: the data the run trained on].")
+@allow_nonfinite_option
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=None, help="Evaluation batch size [default: the run's, which reproduces its metrics].")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: the run's]; 0 = torch's default.")
 @click.option("--json", "json_", is_flag=True, help="Print the result as JSON.")
-def eval_(checkpoint, data, split, device, batch_size, threads, json_) -> None:
+def eval_(checkpoint, data, allow_nonfinite, split, device, batch_size, threads, json_) -> None:
     """Rebuild a model from its checkpoint alone and score it on a split.
 
     On the run's own test split the metrics equal those training reported.
@@ -154,7 +168,7 @@ def eval_(checkpoint, data, split, device, batch_size, threads, json_) -> None:
         raise click.ClickException(f"--threads must be 0 (torch's default) or more, got {threads}.")
     try:
         result = evaluate_checkpoint(checkpoint, data=data, split=split, device=device, batch_size=batch_size,
-                                     threads=threads)
+                                     threads=threads, allow_nonfinite=allow_nonfinite)
     except _expected_errors() as error:
         raise click.ClickException(str(error)) from None
     if json_:

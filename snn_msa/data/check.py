@@ -20,6 +20,7 @@ from .cleaning import FEATURE_KEYS, KINDS, count_nonfinite
 from .errors import DataError
 from .files import detect_format
 from .hdf5_store import open_store, stored_nonfinite
+from .nonfinite import MAX_NONFINITE_SHARE, count_splits, judge, percent
 from .safe_pickle import restricted_load
 from .synthetic import SYNTHETIC_ID_PREFIX
 from .validate import LENGTH_KEYS, Problem, dtype_kind, inspect_splits, resolve_profile
@@ -40,20 +41,25 @@ def _nonfinite(value: Any, is_hdf5: bool) -> dict[str, int] | None:
     return {**counts, "total": sum(counts[k] for k in KINDS)}
 
 
-def check_file(path: str | os.PathLike, dataset: str | None = None) -> dict[str, Any]:
+def check_file(path: str | os.PathLike, dataset: str | None = None, *, allow_nonfinite: bool = False) -> dict[str, Any]:
     """Check an MMSA feature pickle or HDF5 store; a JSON-ready report, never an exception for bad data.
 
     The report has ``ok`` (no errors), the matched ``dataset``, ``aligned``,
     ``feature_dims``, ``seq_lens``, ``has_modality_labels``, per split the
     sample count, every key's shape, label and length ranges, non-finite cells
-    that loading sets to 0 and zero lengths, and ``problems``: each with
-    ``severity`` (``error`` or ``warning``), ``split``, ``key`` and ``message``.
+    that loading sets to 0 (``nonfinite_cleaned``: every cell, padding included;
+    ``nonfinite``: at valid positions, with their share) and zero lengths, and
+    ``problems``: each with ``severity`` (``error`` or ``warning``), ``split``,
+    ``key`` and ``message``. A modality whose share of non-finite cells exceeds
+    ``nonfinite_max_share`` is an error unless ``allow_nonfinite``
+    (:mod:`snn_msa.data.nonfinite`).
     """
     name = os.fspath(path)
     report: dict[str, Any] = {
         "file": name, "format": None, "size_bytes": os.path.getsize(name) if os.path.isfile(name) else None,
         "ok": False, "dataset": None, "title": None, "label_range": None, "aligned": None,
         "feature_dims": None, "seq_lens": None, "has_modality_labels": None, "synthetic": None,
+        "nonfinite_max_share": MAX_NONFINITE_SHARE, "nonfinite_allowed": bool(allow_nonfinite),
         "splits": {}, "problems": [], "errors": 0, "warnings": 0,
     }
     problems: list[Problem] = []
@@ -66,6 +72,8 @@ def check_file(path: str | os.PathLike, dataset: str | None = None) -> dict[str,
             handle = top = open_store(name)
         found = inspect_splits(top, name)
         profile = resolve_profile(found, dataset)
+        valid_counts = count_splits(top, found.splits)
+        found.problems.extend(judge(valid_counts, allow_nonfinite))
         problems = found.sorted_problems()
         if profile is not None:
             report.update(dataset=profile.name, title=profile.title, label_range=list(profile.label_range))
@@ -95,6 +103,7 @@ def check_file(path: str | os.PathLike, dataset: str | None = None) -> dict[str,
                             for (m, v), key in zip(info.lengths.items(), ("text_bert", *LENGTH_KEYS.values()))},
                 "zero_lengths": info.zero_lengths,
                 "nonfinite_cleaned": nonfinite,
+                "nonfinite": {m: c.as_dict() for m, c in valid_counts.get(split_name, {}).items() if c.total},
             }
     except DataError as err:
         problems.append(Problem("error", err.reason, err.split, err.key))
@@ -142,11 +151,12 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("alignment: " + ("aligned (no audio/vision lengths)" if report["aligned"] else "unaligned (audio and vision lengths per sample)"))
         lines.append("per-modality labels (regression_labels_T/A/V): " + ("yes" if report["has_modality_labels"] else "no"))
     if report["splits"]:
-        header = f"{'split':<6} {'samples':>7}  {'label M':<15} {'text len':>9} {'audio len':>9} {'vision len':>10}  non-finite set to 0"
+        header = (f"{'split':<6} {'samples':>7}  {'label M':<15} {'text len':>9} {'audio len':>9} {'vision len':>10}  "
+                  "non-finite at valid positions (share)")
         lines += ["", header]
         for name, s in report["splits"].items():
-            cleaned = ", ".join(f"{k} {v['total']} ({', '.join(f'{c} {k2}' for k2, c in v.items() if k2 != 'total' and c)})"
-                                for k, v in s["nonfinite_cleaned"].items()) or "none"
+            cleaned = ", ".join(f"{k} {v['total']} ({percent(v['share'])}: {', '.join(f'{v[kind]} {kind}' for kind in KINDS if v[kind])})"
+                                for k, v in s["nonfinite"].items()) or "none"
             lengths = s["lengths"]
             lines.append(
                 f"{name:<6} {s['samples']:>7}  {_range(s['label_range'].get('M')):<15} {_len_text(lengths.get('text')):>9} "
@@ -159,7 +169,9 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {p['severity']:<7} {at + ': ' if at else ''}{p['message']}")
     lines.append("")
     if report["ok"]:
+        over = any(v["share"] > report["nonfinite_max_share"] for s in report["splits"].values() for v in s["nonfinite"].values())
         lines.append(f"OK: usable with --data {report['file']} --dataset {report['dataset']}"
+                     + (" --allow-nonfinite" if over else "")
                      + (f" ({report['warnings']} warning{'s' if report['warnings'] != 1 else ''})" if report["warnings"] else ""))
     else:
         lines.append(f"NOT USABLE: {report['errors']} error{'s' if report['errors'] != 1 else ''}")

@@ -22,6 +22,7 @@ from .cleaning import FEATURE_KEYS, clean_features, count_nonfinite
 from .errors import DataError
 from .files import detect_format
 from .hdf5_store import open_store, stored_nonfinite
+from .nonfinite import NonfiniteCount, count_splits, judge
 from .safe_pickle import restricted_load
 from .synthetic import DEFAULT_SIZES, SYNTHETIC_ID_PREFIX, make_synthetic
 from .validate import SPLITS, Inspection, inspect_splits, resolve_profile
@@ -220,6 +221,9 @@ class MSADataset:
         is_synthetic: built-in synthetic data, or a file written by ``snn-msa data synth``.
         cleaning: ``{split: {key: cells}}``, non-finite feature cells set to 0.
         nonfinite: the same counts split by kind (``"-inf"``, ``"+inf"``, ``"nan"``).
+        valid_nonfinite: ``{split: {modality: NonfiniteCount}}``, the non-finite
+            cells at valid positions and their share (see :mod:`snn_msa.data.nonfinite`).
+        nonfinite_allowed: loaded with ``allow_nonfinite=True``.
         storage: ``"memory"`` or ``"hdf5"``.
     """
 
@@ -233,6 +237,8 @@ class MSADataset:
     is_synthetic: bool
     cleaning: dict[str, dict[str, int]]
     nonfinite: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+    valid_nonfinite: dict[str, dict[str, NonfiniteCount]] = field(default_factory=dict)
+    nonfinite_allowed: bool = False
     storage: str = "memory"
     _close: Callable[[], None] | None = field(default=None, repr=False)
 
@@ -278,12 +284,17 @@ def _profile_or_error(name: str) -> DatasetProfile:
         raise DataError(str(err)) from None
 
 
-def _checked(top: Any, name: str, dataset: str | None) -> Inspection:
-    found = inspect_splits(top, name)
+def _checked(top: Any, name: str, dataset: str | None, allow_nonfinite: bool,
+             require_labels: bool = True) -> tuple[Inspection, dict]:
+    """Inspect, match the profile, count non-finite cells at valid positions; raise the first error."""
+    found = inspect_splits(top, name, require_labels=require_labels)
     resolve_profile(found, dataset)
     found.raise_first_error()
+    counts = count_splits(top, found.splits)
+    found.problems.extend(judge(counts, allow_nonfinite))
+    found.raise_first_error()
     assert found.profile is not None and found.feature_dims is not None and found.seq_lens is not None
-    return found
+    return found, counts
 
 
 def _looks_synthetic(found: Inspection) -> bool:
@@ -291,7 +302,8 @@ def _looks_synthetic(found: Inspection) -> bool:
 
 
 def _dataset(found: Inspection, splits: dict[str, MSASplit], nonfinite: dict, *, source: str,
-             is_synthetic: bool, storage: str, close: Callable[[], None] | None = None) -> MSADataset:
+             is_synthetic: bool, storage: str, valid_nonfinite: dict, allowed: bool,
+             close: Callable[[], None] | None = None) -> MSADataset:
     return MSADataset(
         splits=splits,
         profile=found.profile,  # type: ignore[arg-type]
@@ -303,13 +315,16 @@ def _dataset(found: Inspection, splits: dict[str, MSASplit], nonfinite: dict, *,
         is_synthetic=is_synthetic,
         cleaning={s: {k: sum(c.values()) for k, c in per.items()} for s, per in nonfinite.items()},
         nonfinite=nonfinite,
+        valid_nonfinite=valid_nonfinite,
+        nonfinite_allowed=allowed,
         storage=storage,
         _close=close,
     )
 
 
-def _from_dict(data: Any, source: str, dataset: str | None, *, built_in: bool = False) -> MSADataset:
-    found = _checked(data, source, dataset)
+def _from_dict(data: Any, source: str, dataset: str | None, *, built_in: bool = False,
+               allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
+    found, valid_counts = _checked(data, source, dataset, allow_nonfinite, require_labels)
     splits, nonfinite = {}, {}
     for name, info in found.splits.items():
         arrays, counts = [], {}
@@ -320,14 +335,15 @@ def _from_dict(data: Any, source: str, dataset: str | None, *, built_in: bool = 
         nonfinite[name] = counts
         labels = {k: info.labels[k] for k in ("M", "T", "A", "V") if k in info.labels and (k == "M" or found.has_modality_labels)}
         splits[name] = MSASplit(name, _MemoryFeatures(*arrays), labels, info.lengths, info.ids)
-    return _dataset(found, splits, nonfinite, source=source, is_synthetic=built_in or _looks_synthetic(found), storage="memory")
+    return _dataset(found, splits, nonfinite, source=source, is_synthetic=built_in or _looks_synthetic(found),
+                    storage="memory", valid_nonfinite=valid_counts, allowed=allow_nonfinite)
 
 
-def _from_store(path: str, dataset: str | None) -> MSADataset:
+def _from_store(path: str, dataset: str | None, allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
     handle = open_store(path)
     try:
         try:
-            found = _checked(handle, path, dataset)
+            found, valid_counts = _checked(handle, path, dataset, allow_nonfinite, require_labels)
             nonfinite = {}
             for name in found.splits:
                 group = handle[name]
@@ -342,7 +358,8 @@ def _from_store(path: str, dataset: str | None) -> MSADataset:
     for name, info in found.splits.items():
         labels = {k: info.labels[k] for k in ("M", "T", "A", "V") if k in info.labels and (k == "M" or found.has_modality_labels)}
         splits[name] = MSASplit(name, _H5Features(store, name, FEATURE_KEYS), labels, info.lengths, info.ids)
-    return _dataset(found, splits, nonfinite, source=path, is_synthetic=_looks_synthetic(found), storage="hdf5", close=store.close)
+    return _dataset(found, splits, nonfinite, source=path, is_synthetic=_looks_synthetic(found), storage="hdf5",
+                    valid_nonfinite=valid_counts, allowed=allow_nonfinite, close=store.close)
 
 
 def load_dataset(
@@ -351,6 +368,8 @@ def load_dataset(
     *,
     synthetic_sizes: tuple[int, int, int] | None = None,
     seed: int = 0,
+    allow_nonfinite: bool = False,
+    require_labels: bool = True,
 ) -> MSADataset:
     """Load MMSA features from a pickle or an HDF5 store, or make the built-in synthetic data.
 
@@ -363,10 +382,16 @@ def load_dataset(
         synthetic_sizes: (train, valid, test) samples of the synthetic data;
             default ``(192, 48, 48)``. Ignored with a file.
         seed: seed of the synthetic data. Ignored with a file.
+        allow_nonfinite: accept a modality with more than
+            :data:`~snn_msa.data.nonfinite.MAX_NONFINITE_SHARE` non-finite cells at
+            its valid positions (they are set to 0); without it that is an error.
+        require_labels: ``False`` accepts a file without ``regression_labels``
+            (inference on new features); its splits then have no labels.
 
     Raises:
-        DataError: the file is unsafe, damaged or not a valid MMSA feature file
-            for the profile; the message names file, split and key.
+        DataError: the file is unsafe, damaged, not a valid MMSA feature file
+            for the profile, or too much of a modality is not finite; the message
+            names file, split and key.
     """
     if path is None:
         profile = _profile_or_error(dataset or "sims")
@@ -379,5 +404,5 @@ def load_dataset(
     if dataset is not None:
         _profile_or_error(dataset)
     if detect_format(name) == "hdf5":
-        return _from_store(name, dataset)
-    return _from_dict(restricted_load(name), name, dataset)
+        return _from_store(name, dataset, allow_nonfinite, require_labels)
+    return _from_dict(restricted_load(name), name, dataset, allow_nonfinite=allow_nonfinite, require_labels=require_labels)

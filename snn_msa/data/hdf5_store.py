@@ -140,6 +140,9 @@ def write_store(data: Mapping, path: str | os.PathLike, *, source: str | None = 
                 if not isinstance(key, str):
                     raise DataError(f"has a top-level key {key!r} that is not a string.", file=name)
                 _write_value(f, key, value, name, None)
+            from .nonfinite import record_valid_counts  # here: nonfinite imports this module
+
+            record_valid_counts(f, name)
     return Path(path)
 
 

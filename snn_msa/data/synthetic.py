@@ -1,23 +1,46 @@
-"""Built-in synthetic data in the MMSA feature format, with a signal that needs all three modalities.
+"""Built-in synthetic data in the MMSA feature format, with the statistics of real features
+and a signal that needs all three modalities.
 
 Every command runs on this when no ``--data`` is given. The arrays have the
 profile's real sequence lengths and feature dims; only the sample counts are
-small. Each sample draws three independent scores ``z_t, z_a, z_v`` uniform in
-[-1, 1] and hides each in one modality as a short *event* at a random time
-within the sample's real frames:
+small. Spiking neurons integrate over time, so i.i.d. unit-scale noise says
+little about how they behave on real files; the background therefore mimics
+real features (docs/data.md gives the why of each choice):
 
-- text: channels 0-7 carry ``1.5 z_t s`` (``s`` a fixed sign pattern) at
+- **smooth in time**: each channel is an AR(1) process ``x[t] = rho x[t-1] +
+  sqrt(1 - rho^2) e[t]`` with ``rho`` per modality (``SMOOTHNESS``: text 0.6,
+  token embeddings of neighbouring words are correlated; audio 0.9 and vision
+  0.85, frame features change slowly);
+- **channels of very different scales and offsets** in audio and vision (as
+  COVAREP's and OpenFace's are: pitch in Hz beside 0/1 voicing flags, landmark
+  pixels beside action-unit intensities): channel ``c`` is ``offset_c +
+  scale_c x``, with ``scale_c`` log-uniform over ``CHANNEL_DECADES`` (a
+  factor of 30 between channels) and ``|offset_c|`` up to one scale;
+- **outlier channels in text**: ``TEXT_OUTLIERS`` channels carry a large constant
+  offset (as a few of BERT's hidden dimensions do);
+- ``-inf`` in a few audio cells, as real SIMS/MOSEI files have.
+
+The channel statistics are drawn once per seed and shared by the splits, as a
+real data set's are. Each sample draws three independent scores ``z_t, z_a,
+z_v`` uniform in [-1, 1] and hides each in one modality as a short *event* at a
+random time within the sample's real frames, in units of the carrying
+channels' own scale:
+
+- text: channels 0-7 carry ``3 z_t s`` (``s`` a fixed sign pattern) at
   ``TEXT_STEPS`` consecutive tokens;
-- audio: channels 0-3 carry a burst of height ``2 z_a`` lasting ``La / 20`` frames;
-- vision: channels 0-3 are offset by ``1.5 z_v`` for ``Lv / 5`` frames.
+- audio: channels 0-3 carry a burst of height ``4 z_a`` lasting ``La / 10`` frames;
+- vision: channels 0-3 are offset by ``3 z_v`` for ``Lv / 4`` frames
+  (``EVENT_HEIGHT``, ``EVENT_FRACTION``: a smooth background hides an event of
+  a given size more than i.i.d. noise does, so the events are larger than in
+  the first, i.i.d. version of this generator).
 
-Everything else is Gaussian noise (std 0.5). The multimodal label is ``M = hi * (z_t + z_a + z_v) / 3`` with ``hi`` the top of
-the profile's label range (1 for CH-SIMS, 3 for MOSI/MOSEI): a model that reads
-only two modalities misses a third of the signal. SIMS-like data also get
+The background has std ``NOISE_STD`` in those units. The multimodal label is
+``M = hi * (z_t + z_a + z_v) / 3`` with ``hi`` the top of the profile's label
+range (1 for CH-SIMS, 3 for MOSI/MOSEI): a model that reads only two
+modalities misses a third of the signal. SIMS-like data also get
 ``regression_labels_T/A/V = hi * z_t, z_a, z_v``. Audio and vision lengths vary
 per sample (zeros after the length), as do text lengths (in the ``text_bert``
-attention mask), and about one sample in twenty has a ``-inf`` cell in audio,
-as real files do.
+attention mask).
 
 >>> data = make_synthetic("mosi", sizes=(4, 2, 2), seed=1)
 >>> data["train"]["audio"].shape, data["train"]["vision"].shape, sorted(data)
@@ -35,15 +58,58 @@ import numpy as np
 from ..profiles import DatasetProfile, get_profile
 from .files import atomic_output, estimated_size
 
-__all__ = ["make_synthetic", "write_pickle", "DEFAULT_SIZES", "SYNTHETIC_ID_PREFIX"]
+__all__ = ["make_synthetic", "write_pickle", "channel_statistics", "DEFAULT_SIZES", "SYNTHETIC_ID_PREFIX"]
 
 DEFAULT_SIZES = (192, 48, 48)
 SYNTHETIC_ID_PREFIX = "synthetic_"
 NOISE_STD = 0.5
 TEXT_SIGN = np.array([1, -1, 1, 1, -1, 1, -1, -1], dtype=np.float32)
 TEXT_STEPS = 4  # positions per half of the text pattern
+EVENT_HEIGHT = {"text": 3.0, "audio": 4.0, "vision": 3.0}  # in units of the carrying channel's scale
+EVENT_FRACTION = {"audio": 1 / 10, "vision": 1 / 4}  # event length over the padded length
 SIGNAL_CHANNELS = 4  # audio and vision channels that carry the signal
+SMOOTHNESS = {"text": 0.6, "audio": 0.9, "vision": 0.85}  # AR(1) coefficient per modality
+CHANNEL_DECADES = (-0.75, 0.75)  # log10 range of audio and vision channel scales: 30 x between channels
+SIGNAL_DECADES = (-0.5, 0.5)  # the channels that carry the signal sit mid-range
+TEXT_OUTLIERS = 3  # text channels with a large constant offset
 _SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int, int], rho: float) -> np.ndarray:
+    """``[n, L, D]`` AR(1) noise along axis 1 with unit stationary variance."""
+    n, length, dim = shape
+    x = rng.standard_normal((length, n, dim), dtype=np.float32)  # time-major: each step is contiguous
+    x[1:] *= np.float32(np.sqrt(1.0 - rho * rho))
+    for t in range(1, length):
+        x[t] += np.float32(rho) * x[t - 1]
+    return np.ascontiguousarray(x.transpose(1, 0, 2))
+
+
+def channel_statistics(profile: DatasetProfile, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-channel ``(scale, offset)`` of each modality, fixed for a seed and shared by the splits.
+
+    >>> stats = channel_statistics(get_profile("sims"), 0)
+    >>> scale, offset = stats["audio"]
+    >>> bool(scale.max() / scale.min() > 10), scale.shape
+    (True, (33,))
+    """
+    rng = np.random.default_rng([seed, 99])
+    dt, da, dv = profile.feature_dims
+    stats = {}
+    for modality, dim in (("audio", da), ("vision", dv)):
+        decades = rng.uniform(*CHANNEL_DECADES, size=dim)
+        decades[:SIGNAL_CHANNELS] = rng.uniform(*SIGNAL_DECADES, size=min(SIGNAL_CHANNELS, dim))
+        scale = (10.0 ** decades).astype(np.float32)
+        offset = (scale * rng.uniform(-1.0, 1.0, size=dim)).astype(np.float32)
+        stats[modality] = (scale, offset)
+    scale = (10.0 ** rng.uniform(-0.3, 0.3, size=dt)).astype(np.float32)
+    offset = np.zeros(dt, dtype=np.float32)
+    outliers = rng.choice(np.arange(len(TEXT_SIGN), dt), size=min(TEXT_OUTLIERS, max(dt - len(TEXT_SIGN), 0)),
+                          replace=False) if dt > len(TEXT_SIGN) else np.array([], dtype=np.int64)
+    offset[outliers] = rng.choice([-1.0, 1.0], size=len(outliers)) * rng.uniform(8.0, 12.0, size=len(outliers))
+    scale[outliers] *= 4.0
+    stats["text"] = (scale, offset)
+    return stats
 
 
 def _lengths(rng: np.random.Generator, n: int, full: int, least: int) -> np.ndarray:
@@ -63,6 +129,17 @@ def _make_split(profile: DatasetProfile, split: str, n: int, seed: int, aligned:
         la = lv = lt
     dt, da, dv = profile.feature_dims
     hi = profile.label_range[1]
+    stats = channel_statistics(profile, seed)
+
+    def background(modality: str, length: int, dim: int) -> np.ndarray:
+        return _smooth_noise(rng, (n, length, dim), SMOOTHNESS[modality]) * np.float32(NOISE_STD)
+
+    def to_channel_units(modality: str, x: np.ndarray) -> np.ndarray:
+        scale, offset = stats[modality]
+        x *= scale
+        x += offset
+        return x
+
     z = rng.uniform(-1.0, 1.0, size=(n, 3)).astype(np.float32)
     zt, za, zv = z[:, 0], z[:, 1], z[:, 2]
     rows = np.arange(n)
@@ -77,11 +154,12 @@ def _make_split(profile: DatasetProfile, split: str, n: int, seed: int, aligned:
 
     # Text: an event of TEXT_STEPS tokens (inside [CLS] ... [SEP]) carrying 1.5 z_t s.
     text_len = _lengths(rng, n, lt, max(2 * TEXT_STEPS, lt // 2))
-    text = rng.standard_normal((n, lt, dt), dtype=np.float32) * NOISE_STD
+    text = background("text", lt, dt)
     channels = min(len(TEXT_SIGN), dt)
     steps = min(TEXT_STEPS, lt)
     at = event_mask(text_len, lt, steps)
-    text[:, :, :channels] += (at[:, :, None] * (1.5 * zt)[:, None, None] * TEXT_SIGN[None, None, :channels]).astype(np.float32)
+    text[:, :, :channels] += (at[:, :, None] * (EVENT_HEIGHT["text"] * zt)[:, None, None] * TEXT_SIGN[None, None, :channels]).astype(np.float32)
+    text = to_channel_units("text", text)
     _zero_after(text, text_len)
     text_bert = np.zeros((n, 3, lt), dtype=np.float32)
     text_bert[:, 0] = rng.integers(672, 8000, size=(n, lt))
@@ -92,10 +170,11 @@ def _make_split(profile: DatasetProfile, split: str, n: int, seed: int, aligned:
 
     # Audio: a burst of height 2 z_a.
     audio_len = np.full(n, la, dtype=np.int64) if aligned else _lengths(rng, n, la, la // 3)
-    audio = rng.standard_normal((n, la, da), dtype=np.float32) * NOISE_STD
-    burst = event_mask(audio_len, la, max(2, la // 20))
+    audio = background("audio", la, da)
+    burst = event_mask(audio_len, la, max(2, round(la * EVENT_FRACTION["audio"])))
     ach = min(SIGNAL_CHANNELS, da)
-    audio[:, :, :ach] += (burst * (2.0 * za)[:, None])[:, :, None].astype(np.float32)
+    audio[:, :, :ach] += (burst * (EVENT_HEIGHT["audio"] * za)[:, None])[:, :, None].astype(np.float32)
+    audio = to_channel_units("audio", audio)
     _zero_after(audio, audio_len)
     hit = np.flatnonzero(rng.random(n) < 0.05)
     if hit.size:
@@ -104,10 +183,11 @@ def _make_split(profile: DatasetProfile, split: str, n: int, seed: int, aligned:
 
     # Vision: an offset of 1.5 z_v for a fifth of the frames.
     vision_len = np.full(n, lv, dtype=np.int64) if aligned else _lengths(rng, n, lv, lv // 3)
-    vision = rng.standard_normal((n, lv, dv), dtype=np.float32) * NOISE_STD
-    window = event_mask(vision_len, lv, max(2, lv // 5))
+    vision = background("vision", lv, dv)
+    window = event_mask(vision_len, lv, max(2, round(lv * EVENT_FRACTION["vision"])))
     vch = min(SIGNAL_CHANNELS, dv)
-    vision[:, :, :vch] += (window * (1.5 * zv)[:, None])[:, :, None].astype(np.float32)
+    vision[:, :, :vch] += (window * (EVENT_HEIGHT["vision"] * zv)[:, None])[:, :, None].astype(np.float32)
+    vision = to_channel_units("vision", vision)
     _zero_after(vision, vision_len)
 
     ids = [f"{SYNTHETIC_ID_PREFIX}{profile.name}_{split}${'_$'}{i:05d}" for i in range(n)]

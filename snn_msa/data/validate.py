@@ -178,7 +178,7 @@ def _as_vector(values: np.ndarray, split: str, key: str, n: int, problems: list[
     return values
 
 
-def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key: str) -> SplitInfo:
+def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key: str, require_labels: bool = True) -> SplitInfo:
     info = SplitInfo(name)
     errors_before = sum(p.severity == "error" for p in problems)
     unreadable: set[str] = set()  # reported once here, skipped by the checks below
@@ -190,7 +190,7 @@ def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key:
             info.shapes[str(key)] = ()
             unreadable.add(str(key))
 
-    required = (text_key, "audio", "vision", LABEL_KEY)
+    required = (text_key, "audio", "vision") + ((LABEL_KEY,) if require_labels else ())
     for key in required:
         if key not in split:
             problems.append(Problem(
@@ -324,13 +324,15 @@ def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key:
     return info
 
 
-def inspect_splits(top: Any, file: str, *, text_key: str = "text") -> Inspection:
+def inspect_splits(top: Any, file: str, *, text_key: str = "text", require_labels: bool = True) -> Inspection:
     """Check the structure of an MMSA feature dict: splits, keys, ranks, counts, labels, lengths.
 
     Args:
         top: the unpickled dict, or a mapping of ``h5py`` groups.
         file: the file's name, for messages.
         text_key: which key holds the text features.
+        require_labels: a split without ``regression_labels`` is an error
+            (``False`` for inference on new features: labels are checked when present).
 
     >>> import numpy as np
     >>> split = {"text": np.zeros((2, 4, 8)), "audio": np.zeros((2, 5, 3)), "vision": np.zeros((2, 6, 2)),
@@ -357,7 +359,7 @@ def inspect_splits(top: Any, file: str, *, text_key: str = "text") -> Inspection
             problems.append(Problem("error", f"is a {type(split).__name__}; expected a dict of arrays.", name))
             continue
         try:
-            found.splits[name] = _inspect_split(name, split, problems, text_key)
+            found.splits[name] = _inspect_split(name, split, problems, text_key, require_labels)
         except RecursionError:  # a hostile nesting that shape_of's cap does not see (inside an object array)
             problems.append(Problem("error", "holds values nested too deeply to read; the file is damaged or was not "
                                     "written by MMSA's tools.", name))

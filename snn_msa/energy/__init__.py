@@ -2,7 +2,8 @@
 
 - :func:`energy_report`: run both on real inputs and return the report dict
   (what ``snn-msa energy --json`` prints).
-- :func:`format_report`: the report as an aligned table, totals and assumptions.
+- :func:`format_summary`: totals, ratio, largest layers and assumptions for a terminal;
+  :func:`format_report`: every layer as an aligned table; :func:`format_markdown`: all of it as markdown.
 - :func:`plot_report`: per-layer energy of both models as a bar chart.
 - :class:`LayerCounter`, :func:`count_forward`: the per-layer counts of any forward.
 
@@ -11,7 +12,7 @@ The accounting rules are in docs/energy.md.
 
 from .constants import E_AC_PJ, E_MAC_PJ, OTHER_OPS, energy_45nm_pj
 from .counting import LayerCount, LayerCounter, count_batches, count_forward
-from .format import format_report
+from .format import format_markdown, format_report, format_summary
 from .plot import plot_report
 from .report import LAYER_KEYS, MEMORY_KEYS, REPORT_KEYS, TOTAL_KEYS, EnergyError, energy_report
 
@@ -30,6 +31,8 @@ __all__ = [
     "count_forward",
     "energy_45nm_pj",
     "energy_report",
+    "format_markdown",
     "format_report",
+    "format_summary",
     "plot_report",
 ]

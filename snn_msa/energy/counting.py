@@ -277,13 +277,14 @@ class LayerCounter:
         spikes = out.detach()
         features = module.features
         if mask is None:
-            # What the neuron itself reports: spikes at t-1 feed F neurons at t.
+            # Spikes at t-1 feed F neurons at t; without padding the neuron's own report must agree
+            # (with padding="all" the neuron, which counts valid positions only, reports fewer).
             feeding = _nnz(spikes[:-1])
             steps = max(spikes.shape[0] - 1, 0) * spikes.shape[1]
-            accumulates = module.recurrent_accumulates
-            if module.strength > 0 and accumulates != feeding * features:
-                raise RuntimeError(f"{name}: the neuron reports {accumulates} recurrent accumulates, its spikes give "
-                                   f"{feeding * features}.")
+            accumulates = feeding * features if module.strength > 0 else 0  # strength 0: no synapses
+            if self.padding == "real" and accumulates != module.recurrent_accumulates:
+                raise RuntimeError(f"{name}: the neuron reports {module.recurrent_accumulates} recurrent "
+                                   f"accumulates, its spikes give {accumulates}.")
         else:
             # Real positions only, in order: each sample's last real position feeds nothing.
             per_sample = (spikes * mask.unsqueeze(-1)).sum(dim=(0, 2))
@@ -375,7 +376,9 @@ def sgmt_inputs(model: nn.Module, batch: dict[str, Any]) -> tuple[dict[str, Any]
         valid = _valid_mask(lengths, x.shape[1], x.shape[0], x.device)
         masks[f"projections.{m}"] = masks[f"single_modal.{m}"] = valid
         joint.append(valid if valid is not None else torch.ones(x.shape[1], x.shape[0], dtype=torch.bool, device=x.device))
-    masks["fusion"] = torch.cat(joint, dim=0)
+    # The model packs each sample's valid positions to the front of the joined sequence.
+    lengths = torch.cat(joint, dim=0).sum(dim=0)
+    masks["fusion"] = torch.arange(len(torch.cat(joint, dim=0)), device=lengths.device).unsqueeze(1) < lengths.unsqueeze(0)
     return inputs, masks
 
 

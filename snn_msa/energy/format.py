@@ -1,9 +1,23 @@
-"""The energy report as text: one aligned table per model, the totals, then every assumption."""
+"""The energy report as text for a terminal, in full, or as markdown.
+
+- :func:`format_summary` (the default of ``snn-msa energy``): totals, the SNN/ANN
+  ratio, the few largest layers of each model and the assumptions, wrapped to
+  fit an 88-column terminal.
+- :func:`format_report` (``--layers``): one aligned row per layer of each model,
+  then the totals and the assumptions.
+- :func:`format_markdown` (``--markdown``): the totals and every layer as
+  markdown tables, and the assumptions as a list.
+
+All three read only the report dict of :func:`snn_msa.energy.energy_report`.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
+WIDTH = 88  # columns of the default summary
+TOP_LAYERS = 5  # largest layers per model in the summary
 COLUMNS = ("layer", "stage", "modality", "operation", "operands", "in rate", "out rate", "dense", "AC", "MAC", "other",
            "energy", "share")
 
@@ -42,52 +56,126 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def _table(rows: list[dict[str, Any]]) -> list[str]:
-    cells = [COLUMNS] + [
+def _cells(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """The per-layer table's cells, header first (one row per layer)."""
+    return [COLUMNS] + [
         (r["name"], r["stage"], r["modality"], r["operation"], r["operands"], _rate(r["input_firing_rate"]),
          _rate(r["output_firing_rate"]), human(r["dense"]) if r["dense"] else "-", human(r["ac"]), human(r["mac"]),
          human(r["other"]), energy(r["energy_pj"]), f"{100 * r['share']:.1f}%")
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    left = 5  # name, stage, modality, operation, operands are text; the rest are numbers
+
+
+def _aligned(cells: list[tuple[str, ...]], left: int, indent: str = "") -> list[str]:
+    """Rows of cells as aligned text: the first ``left`` columns flush left, the rest flush right, a rule under the header."""
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = []
     for k, row in enumerate(cells):
         parts = [cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(parts).rstrip())
+        lines.append((indent + "  ".join(parts)).rstrip())
         if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
+            lines.append(indent + "  ".join("-" * w for w in widths))
     return lines
 
 
-def format_report(report: dict[str, Any]) -> str:
-    """The text the CLI prints: a per-layer table for each model, totals per sample, assumptions."""
-    d, t, m = report["data"], report["totals"], report["memory_aware"]
-    tag = " [SYNTHETIC]" if d["synthetic"] else ""
-    lines = [
-        f"Energy per sample of {report['model']} (spiking) and {report['twin']} (non-spiking twin): "
-        f"{d['samples']} samples of the {d['split']} split of {d['source']}{tag}; padding: {d['padding']} positions.",
-        "",
-    ]
-    for side, title in (("snn", f"Spiking model {report['model']}"), ("ann", f"Twin {report['twin']}")):
-        lines.append(f"{title} (energy: 45 nm, 0.9 pJ x AC + 4.6 pJ x MAC; rates: input spikes / output spikes):")
-        lines.extend(_table([r for r in report["layers"] if r["model"] == side]))
-        lines.append("")
-    head = ("per sample", "AC", "MAC", "other", "energy 45 nm", "memory-aware", "firing rate")
-    body = []
+def _markdown(cells: list[tuple[str, ...]], left: int) -> list[str]:
+    """Rows of cells as a markdown table (text columns left-aligned, numbers right-aligned)."""
+    head, *body = cells
+    rule = ["---" if i < left else "---:" for i in range(len(head))]
+    return ["| " + " | ".join(row) + " |" for row in [head, tuple(rule), *body]]
+
+
+def _sides(report: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return (("snn", f"Spiking model {report['model']}"), ("ann", f"Twin {report['twin']}"))
+
+
+def _totals_cells(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    t, m = report["totals"], report["memory_aware"]
+    cells = [("per sample", "AC", "MAC", "other", "energy 45 nm", "memory-aware", "firing rate")]
     for side, label in (("snn", f"SNN {report['model']}"), ("ann", f"ANN {report['twin']}")):
         s = t[side]
-        body.append((label, human(s["ac"]), human(s["mac"]), human(s["other"]), energy(s["energy_pj"]),
-                     energy(m[side]["energy_pj"]), _rate(s["firing_rate"])))
+        cells.append((label, human(s["ac"]), human(s["mac"]), human(s["other"]), energy(s["energy_pj"]),
+                      energy(m[side]["energy_pj"]), _rate(s["firing_rate"])))
     ratio = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
-    body.append(("SNN / ANN", "", "", "", ratio(t["ratio"]), ratio(m["ratio"]), ""))
-    widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+    cells.append(("SNN / ANN", "", "", "", ratio(t["ratio"]), ratio(m["ratio"]), ""))
+    return cells
+
+
+def _headline(report: dict[str, Any]) -> str:
+    d = report["data"]
+    tag = " [SYNTHETIC]" if d["synthetic"] else ""
+    return (f"Energy per sample of {report['model']} (spiking) and {report['twin']} (non-spiking twin): "
+            f"{d['samples']} samples of the {d['split']} split of {d['source']}{tag}; padding: {d['padding']} positions.")
+
+
+def _ratio_sentence(report: dict[str, Any]) -> str | None:
+    t, m = report["totals"], report["memory_aware"]
+    if not t["ratio"]:
+        return None
+    return (f"The twin costs {1 / t['ratio']:.2f}x the spiking model in the 45 nm estimate"
+            + (f" and {1 / m['ratio']:.2f}x in the memory-aware one." if m["ratio"] else "."))
+
+
+def largest_layers(report: dict[str, Any], side: str, count: int = TOP_LAYERS) -> list[dict[str, Any]]:
+    """The ``count`` rows of ``side`` (``"snn"`` or ``"ann"``) with the highest 45 nm energy, highest first."""
+    rows = [r for r in report["layers"] if r["model"] == side]
+    return sorted(rows, key=lambda r: (-r["energy_pj"], r["name"]))[:count]
+
+
+def format_summary(report: dict[str, Any], width: int = WIDTH) -> str:
+    """The default text of ``snn-msa energy``: totals, the SNN/ANN ratio, the largest layers, the assumptions.
+
+    Every line fits in ``width`` columns; the full per-layer table is :func:`format_report`.
+    """
+    def wrap(text: str, first: str = "", rest: str = "") -> str:
+        return textwrap.fill(text, width, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False)
+
+    lines = [wrap(_headline(report)), "", "Totals:"]
+    lines += _aligned(_totals_cells(report), left=1, indent="  ")
+    sentence = _ratio_sentence(report)
+    if sentence:
+        lines.append(wrap(sentence, "  ", "  "))
+    for side, title in _sides(report):
+        rows = largest_layers(report, side)
+        total = sum(r["model"] == side for r in report["layers"])
+        lines += ["", f"{title}: the {len(rows)} largest of {total} layers by 45 nm energy (all with --layers):"]
+        cells = [("layer", "operation", "AC", "MAC", "energy", "share")] + [
+            (r["name"], r["operation"], human(r["ac"]), human(r["mac"]), energy(r["energy_pj"]), f"{100 * r['share']:.1f}%")
+            for r in rows
+        ]
+        lines += _aligned(cells, left=2, indent="  ")
+    lines += ["", "Assumptions:"]
+    lines += [wrap(a, "  - ", "    ") for a in report["assumptions"]]
+    return "\n".join(lines)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The full text (``snn-msa energy --layers``): a per-layer table for each model, totals per sample, assumptions."""
+    lines = [_headline(report), ""]
+    for side, title in _sides(report):
+        lines.append(f"{title} (energy: 45 nm, 0.9 pJ x AC + 4.6 pJ x MAC; rates: input spikes / output spikes):")
+        lines.extend(_aligned(_cells([r for r in report["layers"] if r["model"] == side]), left=5))
+        lines.append("")
     lines.append("Totals:")
-    for row in [head] + body:
-        lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
-    if t["ratio"]:
-        lines.append(f"  The twin costs {1 / t['ratio']:.2f}x the spiking model in the 45 nm estimate"
-                     + (f" and {1 / m['ratio']:.2f}x in the memory-aware one." if m["ratio"] else "."))
+    lines += _aligned(_totals_cells(report), left=1, indent="  ")
+    sentence = _ratio_sentence(report)
+    if sentence:
+        lines.append(f"  {sentence}")
     lines += ["", "Assumptions:"]
     lines.extend(f"  - {a}" for a in report["assumptions"])
     return "\n".join(lines)
+
+
+def format_markdown(report: dict[str, Any]) -> str:
+    """The whole report as markdown (``snn-msa energy --markdown``): totals, every layer of both models, assumptions."""
+    lines = [_headline(report), "", "## Totals per sample", ""]
+    lines += _markdown(_totals_cells(report), left=1)
+    sentence = _ratio_sentence(report)
+    if sentence:
+        lines += ["", sentence]
+    for side, title in _sides(report):
+        lines += ["", f"## {title}: every layer", ""]
+        lines += _markdown(_cells([r for r in report["layers"] if r["model"] == side]), left=5)
+    lines += ["", "## Assumptions", ""]
+    lines += [f"- {a}" for a in report["assumptions"]]
+    return "\n".join(lines) + "\n"

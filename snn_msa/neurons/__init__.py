@@ -8,6 +8,6 @@
 from .connected_lif import BACKENDS, ConnectedLIF
 from .connected_lif_reference import connected_lif_reference
 from .lif import LIF
-from .parameters import LIFParameters
+from .parameters import LIFParameters, NeuronSettings
 
-__all__ = ["BACKENDS", "ConnectedLIF", "LIF", "LIFParameters", "connected_lif_reference"]
+__all__ = ["BACKENDS", "ConnectedLIF", "LIF", "LIFParameters", "NeuronSettings", "connected_lif_reference"]

@@ -11,38 +11,68 @@ step's spikes, the only causal reading of the paper's sum over :math:`s_j`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-from .activity import SpikeActivity
+from . import connected_lif_cupy
+from .activity import SpikeActivity, valid_counts
 from .connected_lif_reference import connected_lif_reference
 from .connected_lif_torch import ConnectedLIFFunction
-from .parameters import LIFParameters, check_sequence_input
+from .parameters import NEURON_BACKENDS, LIFParameters, check_sequence_input
 
-BACKENDS = ("auto", "reference", "torch", "cupy")
+BACKENDS = NEURON_BACKENDS
+
+
+#: CUDA devices whose ``auto`` fallback to the torch backend has been warned about (once each).
+_FALLBACK_WARNED: set[int] = set()
+
+
+def _cupy_cannot_run(reason: str) -> RuntimeError:
+    return RuntimeError(
+        f"backend='cupy' cannot run: {reason}. Install the CuPy build that matches your CUDA "
+        "driver (pip install 'snn-msa[cuda12]' or 'snn-msa[cuda13]'), or use backend='torch'."
+    )
 
 
 def resolve_backend(backend: str, x: torch.Tensor) -> str:
-    """The backend that runs ``x``: ``auto`` is cupy on a CUDA tensor when CuPy works, else torch."""
-    from . import connected_lif_cupy
+    """The backend that runs ``x``.
 
-    if backend == "auto":
-        if x.is_cuda and connected_lif_cupy.cupy_unavailable_reason() is None:
-            return "cupy"
-        return "torch"
-    if backend == "cupy":
+    ``auto`` is ``cupy`` on a CUDA tensor when the CuPy kernels compile and run on
+    its device, else ``torch``; the check runs once per process and device
+    (:func:`~snn_msa.neurons.connected_lif_cupy.kernel_unavailable_reason`), and
+    a CUDA tensor that falls back to ``torch`` gives one ``RuntimeWarning`` per
+    device saying why. ``cupy`` where the kernels cannot run is an error that
+    says what to do.
+    """
+    if backend not in ("auto", "cupy"):
+        return backend
+    if not x.is_cuda:
+        if backend == "auto":
+            return "torch"
         reason = connected_lif_cupy.cupy_unavailable_reason()
         if reason is not None:
-            raise RuntimeError(
-                f"backend='cupy' cannot run: {reason}. Install the CUDA extra that matches your "
-                "driver (pip install 'snn-msa[cuda12]' or 'snn-msa[cuda13]'), or use backend='torch'."
-            )
-        if not x.is_cuda:
-            raise RuntimeError(
-                "backend='cupy' needs the input on a CUDA device; move the model and data with "
-                ".to('cuda') or use backend='torch' on the CPU."
-            )
-    return backend
+            raise _cupy_cannot_run(reason)
+        raise RuntimeError(
+            "backend='cupy' needs the input on a CUDA device; move the model and data with "
+            ".to('cuda') or use backend='torch' on the CPU."
+        )
+    index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    reason = connected_lif_cupy.kernel_unavailable_reason(index)
+    if reason is None:
+        return "cupy"
+    if backend == "cupy":
+        raise _cupy_cannot_run(reason)
+    if index not in _FALLBACK_WARNED:
+        _FALLBACK_WARNED.add(index)
+        warnings.warn(
+            f"ConnectedLIF backend='auto' runs the slower torch backend on cuda:{index}: {reason}. "
+            "Install the CuPy build that matches your CUDA driver (pip install 'snn-msa[cuda12]' "
+            "or 'snn-msa[cuda13]') for the CuPy kernels, or pass backend='torch' to silence this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "torch"
 
 
 class ConnectedLIF(SpikeActivity, torch.nn.Module):
@@ -96,10 +126,12 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
         self.register_buffer("omega", omega)
         self._last_recurrent_spikes: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes ``[T, B, F]``; ``valid`` (``[T, B]`` bool) only says which positions the activity counts."""
         check_sequence_input(x, self.features, "ConnectedLIF")
         backend = resolve_backend(self.backend, x)
-        omega = self.omega.to(x.device, x.dtype)
+        # The kernel computes half-precision inputs in float32: omega must not be rounded first.
+        omega = self.omega.to(x.device, connected_lif_cupy.kernel_dtype(x.dtype) if backend == "cupy" else x.dtype)
         if backend == "reference":
             spikes = connected_lif_reference(x, omega, self.params)
         elif backend == "torch":
@@ -108,9 +140,11 @@ class ConnectedLIF(SpikeActivity, torch.nn.Module):
             from .connected_lif_cupy import ConnectedLIFCupyFunction
 
             spikes = ConnectedLIFCupyFunction.apply(x, omega, self.params)
-        self.record_activity(spikes)
-        # Spikes at t-1 drive the recurrence at t, so the last step's spikes feed nothing.
-        self._last_recurrent_spikes = spikes[:-1].detach().sum()
+        self.record_activity(spikes, valid)
+        # Spikes at t-1 drive the recurrence at t, so the last step's spikes feed nothing;
+        # spikes at padded positions are not counted (a deployed model runs no padding).
+        feeding, _ = valid_counts(spikes[:-1], None if valid is None else valid[:-1])
+        self._last_recurrent_spikes = feeding.sum()
         return spikes
 
     @property

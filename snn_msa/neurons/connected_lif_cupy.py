@@ -20,7 +20,14 @@ line by line (same IEEE operations per element, ``--fmad=false``), with this lay
 Both launches go to PyTorch's current CUDA stream and share memory with the
 torch tensors through DLPack (no copies, no synchronisation). The kernels are
 compiled by NVRTC at first use and cached per dtype (CuPy also caches the binary
-on disk). float32 and float64 run natively; float16 and bfloat16 run in float32.
+on disk). float32 and float64 run natively; float16 and bfloat16 run in float32,
+with ``omega`` in float32 too (:func:`kernel_dtype`).
+
+Whether the kernels can run at all is decided once per process and device by
+:func:`kernel_unavailable_reason`: it imports CuPy, compiles both kernels and runs
+them on a tiny input, and caches the verdict (a failed import or compile is never
+retried), so ``backend="auto"`` can fall back to the torch backend before the
+first real forward instead of failing in it.
 """
 
 from __future__ import annotations
@@ -167,8 +174,12 @@ def kernel_source(dtype: torch.dtype) -> str:
     return f"typedef {_C_TYPES[dtype]} scalar_t;\n" + KERNEL_BODY
 
 
+@functools.lru_cache(maxsize=None)
 def cupy_unavailable_reason() -> str | None:
-    """None when CuPy imports and sees a CUDA device, else why not."""
+    """None when CuPy imports and sees a CUDA device, else why not.
+
+    Checked once per process: a failed ``import cupy`` is not retried.
+    """
     try:
         import cupy  # noqa: F401
     except Exception as error:  # ImportError, or a CUDA library that fails to load
@@ -178,6 +189,76 @@ def cupy_unavailable_reason() -> str | None:
             return "CuPy sees no CUDA device"
     except Exception as error:
         return f"CuPy cannot reach a CUDA device ({error})"
+    return None
+
+
+#: The probe's input: one batch row of ``PROBE_FEATURES`` neurons over two steps.
+PROBE_FEATURES = 40
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_unavailable_reason(device_index: int) -> str | None:
+    """None when both kernels compile and run right on CUDA device ``device_index``, else why not.
+
+    The check is the real thing, once per process and device, and its verdict is
+    cached: :func:`cupy_unavailable_reason`, then for float32 and float64 a
+    forward and a backward on a fixed two-step input (which makes NVRTC compile
+    the kernels and the driver load them, where a missing NVRTC library, a
+    compile error or a driver too old for the code shows), compared with the
+    torch backend. It synchronises the device's current stream once.
+    """
+    reason = cupy_unavailable_reason()
+    if reason is not None:
+        return reason
+    try:
+        # The reference products must not run in float16 under a caller's autocast.
+        with torch.no_grad(), torch.autocast("cuda", enabled=False):
+            mismatch = _probe_kernels(torch.device("cuda", device_index))
+    except Exception as error:
+        message = str(error).strip().splitlines()
+        return f"the CuPy kernels failed on cuda:{device_index} ({type(error).__name__}: {message[0] if message else ''})"
+    if mismatch is not None:
+        return f"the CuPy kernels gave wrong results on cuda:{device_index} ({mismatch})"
+    return None
+
+
+def probe_case(dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The probe's fixed input ``(x [2, 1, F], omega [F, F], grad_spikes [2, 1, F])``, F = :data:`PROBE_FEATURES`.
+
+    Step 0: the even neurons get 3 (U = 1.5: they fire, in both warps of the
+    block), the odd ones 0. Step 1: every neuron gets 1.5 plus omega's pull from
+    the 20 that fired, which sums to +1 or -1, so U = 1.25 (a spike) or 0.25:
+    far from the threshold, so rounding cannot flip a spike.
+    """
+    F = PROBE_FEATURES
+    index = torch.arange(F, device=device)
+    fired = index % 2 == 0
+    x = torch.zeros(2, 1, F, dtype=dtype, device=device)
+    x[0, 0, fired] = 3.0
+    x[1] = 1.5
+    signs = torch.where(index % 3 == 0, 1.0, -1.0).to(dtype)
+    omega = torch.zeros(F, F, dtype=dtype, device=device)
+    omega[:, fired] = signs[:, None] / int(fired.sum())
+    grad_spikes = torch.linspace(-1.0, 1.0, 2 * F, dtype=dtype, device=device).reshape(2, 1, F)
+    return x, omega, grad_spikes
+
+
+def _probe_kernels(device: torch.device) -> str | None:
+    """Run both kernels on :func:`probe_case` in float32 and float64; None when they match the torch backend."""
+    from .connected_lif_torch import connected_lif_backward, connected_lif_forward
+
+    params = LIFParameters()
+    for dtype in (torch.float32, torch.float64):
+        x, omega, grad_spikes = probe_case(dtype, device)
+        spikes, charged = connected_lif_forward_cupy(x, omega, params)
+        grad_x = connected_lif_backward_cupy(grad_spikes, charged, omega, params)
+        torch.cuda.current_stream(device).synchronize()  # a failed launch shows here, not later
+        expected_spikes, expected_charged = connected_lif_forward(x, omega, params)
+        expected_grad = connected_lif_backward(grad_spikes, expected_charged, omega, params)
+        if not torch.equal(spikes, expected_spikes):
+            return f"{dtype} spikes differ from the torch backend"
+        if not torch.allclose(grad_x, expected_grad, rtol=1e-5, atol=1e-6):
+            return f"{dtype} input gradients differ from the torch backend"
     return None
 
 
@@ -221,6 +302,11 @@ def _shared_limit(device_index: int) -> int:
     return int(cupy.cuda.runtime.deviceGetAttribute(_ATTRIBUTE_MAX_SHARED_OPTIN, device_index))
 
 
+def launch_stream(device: torch.device) -> int:
+    """The CUDA stream the kernels launch on: torch's current stream of ``device`` (its raw handle)."""
+    return torch.cuda.current_stream(device).cuda_stream
+
+
 def _launch(kernel, x: torch.Tensor, batch: int, features: int, nbytes: int, args) -> None:
     """Launch ``kernel`` with one block per batch row on the current torch stream of ``x``'s device."""
     import cupy
@@ -238,7 +324,7 @@ def _launch(kernel, x: torch.Tensor, batch: int, features: int, nbytes: int, arg
                 )
             if kernel.max_dynamic_shared_size_bytes < nbytes:
                 kernel.max_dynamic_shared_size_bytes = nbytes
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream)
+        stream = cupy.cuda.ExternalStream(launch_stream(x.device))
         with stream:  # from_dlpack orders the hand-over on this stream: no copy, no host sync
             values = tuple(
                 cupy.from_dlpack(a.detach()) if isinstance(a, torch.Tensor)
@@ -249,7 +335,15 @@ def _launch(kernel, x: torch.Tensor, batch: int, features: int, nbytes: int, arg
             kernel((batch,), (block_threads(features),), values, shared_mem=nbytes)
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+def kernel_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute in for inputs of ``dtype``: float64 stays, all else is float32.
+
+    ``omega`` goes to the kernel in this dtype too, so under float16 or bfloat16
+    inputs the recurrent weights are never rounded to the input's precision.
+
+    >>> kernel_dtype(torch.bfloat16), kernel_dtype(torch.float64)
+    (torch.float32, torch.float64)
+    """
     return dtype if dtype in _C_TYPES else torch.float32
 
 
@@ -260,7 +354,7 @@ def connected_lif_forward_cupy(
 
     The spikes come in ``x``'s dtype, ``U`` in the dtype the kernel computed in.
     """
-    dtype = _compute_dtype(x.dtype)
+    dtype = kernel_dtype(x.dtype)
     x_c = x.detach().to(dtype).contiguous()
     T, B, F = x_c.shape
     spikes = torch.empty_like(x_c)

@@ -43,12 +43,13 @@ class LIF(SpikeActivity, torch.nn.Module):
             step_mode="m",
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Spikes ``[T, B, F]``; ``valid`` (``[T, B]`` bool) only says which positions the activity counts."""
         check_sequence_input(x, None, "LIF")
         self.node.reset()
         spikes = self.node(x)
         self.node.reset()  # drop the final membrane so no graph outlives the call
-        self.record_activity(spikes)
+        self.record_activity(spikes, valid)
         return spikes
 
     def extra_repr(self) -> str:

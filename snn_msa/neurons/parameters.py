@@ -48,6 +48,50 @@ class LIFParameters:
             raise ValueError(f"alpha must be a positive number (got {self.alpha}).")
 
 
+@dataclass(frozen=True)
+class NeuronSettings:
+    r"""Every neuron setting of a spiking model, passed whole (norse's ``LIFCell(p=...)`` shape).
+
+    SGMT's config stores one of these; :class:`~snn_msa.layers.SpikingLayer` and
+    :class:`~snn_msa.attention.MHSGSA` take it as one argument and hand it to
+    every neuron they build.
+
+    Attributes:
+        tau, v_threshold, v_rest, alpha: the LIF constants (see :class:`LIFParameters`).
+        strength: the connected neuron's coupling, :math:`\omega = strength \cdot \mathcal{N}(0, 1)`; >= 0.
+        backend: the connected neuron's backend (``auto``, ``reference``, ``torch``, ``cupy``).
+
+    >>> NeuronSettings(strength=0.05).lif
+    LIFParameters(tau=2.0, v_threshold=1.0, v_rest=0.0, alpha=2.0)
+    >>> NeuronSettings(strength=-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: strength must be a finite number >= 0 (got -1.0).
+    """
+
+    tau: float = 2.0
+    v_threshold: float = 1.0
+    v_rest: float = 0.0
+    alpha: float = 2.0
+    strength: float = 0.01
+    backend: str = "auto"
+
+    def __post_init__(self) -> None:
+        self.lif  # validates the LIF constants
+        if not (isinstance(self.strength, (int, float)) and math.isfinite(self.strength) and self.strength >= 0):
+            raise ValueError(f"strength must be a finite number >= 0 (got {self.strength!r}).")
+        if self.backend not in NEURON_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(NEURON_BACKENDS)} (got {self.backend!r}).")
+
+    @property
+    def lif(self) -> LIFParameters:
+        """The LIF constants alone."""
+        return LIFParameters(tau=self.tau, v_threshold=self.v_threshold, v_rest=self.v_rest, alpha=self.alpha)
+
+
+NEURON_BACKENDS = ("auto", "reference", "torch", "cupy")
+
+
 def atan_surrogate_grad(x: torch.Tensor, alpha: float) -> torch.Tensor:
     r"""Derivative of the ATan surrogate, :math:`\frac{\alpha}{2(1 + (\frac{\pi}{2}\alpha x)^2)}`.
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..data import DataError, load_dataset
+from ..data.nonfinite import as_record
 from .errors import CheckpointError, TrainingError
 
 SPLITS = ("train", "valid", "test")
@@ -25,7 +26,7 @@ def load_training_data(settings, dataset=None):
     """``dataset`` if given (checked against ``settings.dataset``), else the file or synthetic data named by ``settings``."""
     if dataset is None:
         path = None if settings.data is None else os.path.expanduser(settings.data)
-        return load_dataset(path, settings.dataset, seed=SYNTHETIC_SEED)
+        return load_dataset(path, settings.dataset, seed=SYNTHETIC_SEED, allow_nonfinite=settings.allow_nonfinite)
     if settings.dataset is not None:
         wanted = settings.dataset  # already a profile name (TrainSettings checks it)
         if dataset.profile.name != wanted:
@@ -72,19 +73,23 @@ def data_spec(dataset, path: str | None) -> dict[str, Any]:
         "sizes": {s: len(dataset.splits[s]) for s in SPLITS},
         "synthetic_seed": SYNTHETIC_SEED if built_in else None,
         "fingerprints": {s: fingerprint(dataset.splits[s]) for s in SPLITS},
+        "nonfinite": as_record(dataset.valid_nonfinite, dataset.nonfinite_allowed),
     }
 
 
-def load_eval_data(spec: dict[str, Any], data=None, dataset=None):
+def load_eval_data(spec: dict[str, Any], data=None, dataset=None, *, allow_nonfinite: bool = False,
+                   require_labels: bool = True):
     """The data to evaluate a checkpoint on: ``dataset``, else the file ``data``, else the data the run used.
 
     A file given here is matched to a profile by its own dims, so a file of
     other dims reaches the caller's check against the model (a clearer message).
+    ``allow_nonfinite`` and ``require_labels`` are passed to :func:`~snn_msa.data.load_dataset`.
     """
+    options = {"allow_nonfinite": allow_nonfinite, "require_labels": require_labels}
     if dataset is not None:
         return dataset
     if data is not None:
-        return load_dataset(os.path.expanduser(os.fspath(data)))
+        return load_dataset(os.path.expanduser(os.fspath(data)), **options)
     if spec.get("built_in"):
         sizes = tuple(spec["sizes"][s] for s in SPLITS)
         rebuilt = load_dataset(None, spec["profile"], synthetic_sizes=sizes, seed=spec.get("synthetic_seed") or 0)
@@ -96,7 +101,7 @@ def load_eval_data(spec: dict[str, Any], data=None, dataset=None):
         return rebuilt
     path = spec.get("path")
     if path and os.path.exists(path):
-        return load_dataset(path, spec["profile"])
+        return load_dataset(path, spec["profile"], **options)
     where = f" ({path} no longer exists)" if path else ""
     raise DataError(f"the checkpoint's run trained on {spec.get('source')}{where}; give the feature file with --data.")
 

@@ -2,8 +2,9 @@
 
 On the split and data a run was tested on, the metrics equal those the run
 reported: the model is rebuilt from the stored config, evaluated in eval mode
-with the batch size it was tested with (the spike-generated attention's scale
-depends on the firing rate of the whole batch), in the split's order.
+with the batch size it was tested with, in the split's order. (Each sample's
+prediction is its own, since scale2 is per sample; the same batch size keeps
+the float sums, and so the metrics, bit for bit.)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int | None = None,
     threads: int | None = None,
+    allow_nonfinite: bool = False,
 ) -> dict[str, Any]:
     """Metrics of the checkpoint at ``path`` on ``split``.
 
@@ -47,6 +49,8 @@ def evaluate_checkpoint(
         batch_size: evaluation batch size (default: the one the run used, which
             reproduces its metrics exactly).
         threads: torch's CPU threads (default: the run's; 0 keeps torch's).
+        allow_nonfinite: accept data with more than the documented share of
+            non-finite cells (``snn_msa.data.nonfinite``).
 
     Returns:
         ``{"checkpoint", "model", "dataset", "data", "split", "samples", "metrics",
@@ -58,16 +62,9 @@ def evaluate_checkpoint(
     if split not in SPLITS:
         raise TrainingError(f"split must be one of {', '.join(SPLITS)}, got {split!r}.")
     name = os.fspath(path)
-    ckpt = load_checkpoint(name)
-    model = rebuild_model(ckpt["model"], name)
-    load_weights(model, ckpt["state_dict"], name)
-    dims = tuple(ckpt["model"]["feature_dims"])
-    ds = load_eval_data(ckpt["data"], data, dataset)
-    if tuple(ds.feature_dims) != dims:
-        raise CheckpointError(
-            f"{name}: the model was trained on feature dims {dims} (text, audio, vision) but {ds.source} has "
-            f"{tuple(ds.feature_dims)}; give data of the kind it was trained on ({ckpt['data']['profile']}) with --data."
-        )
+    ckpt, model = model_from_checkpoint(name)
+    ds = load_eval_data(ckpt["data"], data, dataset, allow_nonfinite=allow_nonfinite)
+    check_feature_dims(ckpt, ds, name)
     torch_device = resolve_device(device)
     model.to(torch_device)
     size = int(batch_size or ckpt["recipe"]["batch_size"])
@@ -102,6 +99,24 @@ def evaluate_checkpoint(
         "reported": reported,
         "matches_reported": None if reported is None else close_enough(json_safe(reported), safe_metrics),
     })
+
+
+def model_from_checkpoint(path: str) -> tuple[dict[str, Any], torch.nn.Module]:
+    """The checkpoint at ``path`` (read safely) and its model, rebuilt from the stored config with its weights."""
+    ckpt = load_checkpoint(path)
+    model = rebuild_model(ckpt["model"], path)
+    load_weights(model, ckpt["state_dict"], path)
+    return ckpt, model
+
+
+def check_feature_dims(ckpt: dict[str, Any], ds, name: str) -> None:
+    """Raise :class:`CheckpointError` when ``ds`` has other feature dims than the checkpoint's model takes."""
+    dims = tuple(ckpt["model"]["feature_dims"])
+    if tuple(ds.feature_dims) != dims:
+        raise CheckpointError(
+            f"{name}: the model was trained on feature dims {dims} (text, audio, vision) but {ds.source} has "
+            f"{tuple(ds.feature_dims)}; give data of the kind it was trained on ({ckpt['data']['profile']}) with --data."
+        )
 
 
 def _reported(ckpt: dict[str, Any], split: str) -> dict[str, float] | None:

@@ -78,6 +78,10 @@ class TrainSettings:
         resume: continue the run in ``out`` from its last completed epoch.
         overwrite: replace a finished or started run in ``out``.
         quiet: print nothing (no progress bar, no epoch lines).
+        allow_nonfinite: accept data with more than the documented share of
+            non-finite feature cells (``snn_msa.data.nonfinite``); they are set to 0.
+        tensorboard: a folder for TensorBoard event files (``<dir>/seed-<s>``);
+            ``None`` writes none.
     """
 
     model: str
@@ -97,6 +101,8 @@ class TrainSettings:
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
+    allow_nonfinite: bool = False
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         seeds = (self.seeds,) if isinstance(self.seeds, int) else tuple(self.seeds)
@@ -115,6 +121,8 @@ class TrainSettings:
             object.__setattr__(self, "out", str(self.out))
         if self.data is not None:
             object.__setattr__(self, "data", str(self.data))
+        if self.tensorboard is not None:
+            object.__setattr__(self, "tensorboard", str(self.tensorboard))
         _check_positive("epochs", self.epochs, integer=True)
         _check_positive("batch_size", self.batch_size, integer=True)
         _check_positive("patience", self.patience, integer=True)
