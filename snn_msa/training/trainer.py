@@ -193,8 +193,7 @@ def _train_in(settings: TrainSettings, recipe: Recipe, world: distributed.World,
         "versions": versions(),
     }
     results = json_safe(results)
-    if world.is_main:
-        write_json(results, out / "results.json")
+    distributed.on_main(world, lambda: write_json(results, out / "results.json"))
 
     for text in summary_lines(results):
         progress.line(text)
@@ -289,7 +288,7 @@ def _train_seed(
     state = None
     if settings.resume:
         state = distributed.on_main(world, lambda: _resume_state(last_path, key))
-    save = save_checkpoint if world.is_main else _no_save
+    save = _saver(world)
 
     seed_everything(seed)
     model = _build_model(settings, dataset.feature_dims).to(device)
@@ -420,8 +419,12 @@ def _resume_state(last_path: Path, key: dict[str, Any]) -> dict[str, Any] | None
     return state
 
 
-def _no_save(payload: dict[str, Any], path: Path, kind: str) -> None:
-    """What ranks other than 0 do instead of writing a checkpoint."""
+def _saver(world: distributed.World) -> Callable[[dict[str, Any], Path, str], None]:
+    """``save_checkpoint`` on rank 0; a failed write (a full disk) is raised on every rank, so none waits for it."""
+    def save(payload: dict[str, Any], path: Path, kind: str) -> None:
+        distributed.on_main(world, lambda: save_checkpoint(payload, path, kind))
+
+    return save
 
 
 def _best_payload(state: dict, epoch: int, loss: float, valid_metrics: dict | None) -> dict[str, Any]:
