@@ -1,4 +1,4 @@
-"""Bar chart of the per-layer energy of the spiking model and its twin (matplotlib, Agg)."""
+"""Bar chart of the per-layer energy of the spiking model and its twin, or of a model alone (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -33,10 +33,14 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(9, height))
     try:
         ys = range(len(names))
-        ax.barh([y - 0.2 for y in ys], [energy["snn"].get(n, 0.0) for n in names], height=0.4,
-                label=f"SNN {report['model']}", color="tab:orange")
-        ax.barh([y + 0.2 for y in ys], [energy["ann"].get(n, 0.0) for n in names], height=0.4,
-                label=f"ANN {report['twin']}", color="tab:blue")
+        sides = [side for side in ("snn", "ann") if side in report["totals"]]
+        labels = {"snn": f"SNN {report['model']}", "ann": f"ANN {report['twin']}"}
+        colours = {"snn": "tab:orange", "ann": "tab:blue"}
+        width = 0.8 / len(sides)
+        for k, side in enumerate(sides):
+            offset = (k - (len(sides) - 1) / 2) * width
+            ax.barh([y + offset for y in ys], [energy[side].get(n, 0.0) for n in names], height=width,
+                    label=labels[side], color=colours[side])
         ax.set_yticks(list(ys))
         ax.set_yticklabels(names, fontsize=7)
         ax.invert_yaxis()
@@ -44,7 +48,8 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
         t = report["totals"]
         ratio = "" if t["ratio"] is None else f", SNN/ANN = {t['ratio']:.3f}"
         d = report["data"]
-        ax.set_title(f"{report['model']} vs {report['twin']}: {d['samples']} samples, {d['padding']} positions{ratio}\n"
+        ax.set_title(f"{' vs '.join(str(report['model' if side == 'snn' else 'twin']) for side in sides)}: "
+                     f"{d['samples']} samples, {d['padding']} positions{ratio}\n"
                      "(rows with neither AC nor MAC left out)", fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(axis="x", alpha=0.3)
