@@ -124,9 +124,11 @@ def _train(settings: TrainSettings, recipe: Recipe, world: distributed.World, de
            echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
     _build_model(settings, None)  # bad model overrides fail before the data is loaded
     with contextlib.ExitStack() as held:
-        # A named folder is held before the data is read, so a second run aimed there stops at once; the
-        # default folder's name needs the data's profile. The second hold of the same folder passes through.
-        early = _hold(world, held, settings.out_dir("")) if settings.out is not None else None
+        # An existing folder is held before the data is read, so a second run aimed there stops at once. A new
+        # folder is created (and held) only once the data has loaded, so bad data leaves no folder behind; the
+        # default folder's name needs the data's profile. A second hold of the same folder passes through.
+        named = settings.out_dir("") if settings.out is not None else None
+        early = _hold(world, held, named) if named is not None and named.is_dir() else None
         dataset = load_training_data(settings, dataset)
         distributed.check_world_size(world, len(dataset.splits["train"]), recipe.batch_size)
         out = Path(distributed.from_main(world, str(settings.out_dir(dataset.profile.name))))  # named by rank 0's clock
