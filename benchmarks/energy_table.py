@@ -6,7 +6,8 @@ Run from the repository root:
 
 Each entry runs through :func:`snn_msa.energy.energy_report` with its defaults:
 built-in synthetic data shaped like CH-SIMS, untrained weights (torch seed 0),
-real positions only. The numbers are what that code measured, not typed in.
+valid positions only. An entry without a spiking side (or without a twin)
+shows "-" there. The numbers are what that code measured, not typed in.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from snn_msa.registry import list_models
 from snn_msa.training.data_source import SYNTHETIC_SEED
 
 START, END = "<!-- energy-table:start -->", "<!-- energy-table:end -->"
-STAGES = ("projection", "single-modal", "fusion", "head")
+SIDES = ("snn", "ann")
+
+
+def _stages(reports: dict) -> list[str]:
+    """Every stage with some AC or MAC in the entries' rows, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for r in reports.values():
+        for row in r["layers"]:
+            if row["energy_pj"]:
+                seen.setdefault(row["stage"], None)
+    return list(seen)
 
 
 def _ratio(value: float | None) -> str:
@@ -36,7 +47,7 @@ def tables(samples: int) -> str:
     d = first["data"]
     lines = [
         f"Measured by `python benchmarks/energy_table.py --samples {samples}`: {d['samples']} samples of the "
-        f"{d['split']} split of {d['source']} (SYNTHETIC), batch {d['batch_size']}, {d['padding']} positions only, "
+        f"{d['split']} split of {d['source']} (SYNTHETIC), batch {d['batch_size']}, valid positions only, "
         "untrained spiking models (torch seed 0). Per sample; energy at 45 nm = 0.9 pJ x AC + 4.6 pJ x MAC; "
         "memory-aware = Lemaire (see above). A trained model fires differently, so rerun "
         "`snn-msa energy --checkpoint ...` for the numbers of your model.",
@@ -46,20 +57,24 @@ def tables(samples: int) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in reports.items():
-        s, a, m = r["totals"]["snn"], r["totals"]["ann"], r["memory_aware"]
-        rate = "-" if s["firing_rate"] is None else f"{s['firing_rate']:.3g}"
+        s, a, m = r["totals"].get("snn"), r["totals"].get("ann"), r["memory_aware"]
+        rate = "-" if s is None or s["firing_rate"] is None else f"{s['firing_rate']:.3g}"
+        get = lambda side, key, show: "-" if side is None else show(side[key])  # noqa: E731
+        named = lambda n: "-" if n is None else f"`{n}`"  # noqa: E731
         lines.append(
-            f"| `{name}` | `{r['model']}` | `{r['twin']}` | {human(s['ac'])} | {human(s['mac'])} | {energy(s['energy_pj'])} "
-            f"| {human(a['mac'])} | {energy(a['energy_pj'])} | {_ratio(r['totals']['ratio'])} | {_ratio(m['ratio'])} | {rate} |"
+            f"| `{name}` | {named(r['model'])} | {named(r['twin'])} | {get(s, 'ac', human)} | {get(s, 'mac', human)} "
+            f"| {get(s, 'energy_pj', energy)} | {get(a, 'mac', human)} | {get(a, 'energy_pj', energy)} "
+            f"| {_ratio(r['totals']['ratio'])} | {_ratio(m['ratio'])} | {rate} |"
         )
-    lines += ["", "Energy (45 nm) per stage, spiking model / twin:", "",
-              "| entry | " + " | ".join(STAGES) + " |", "|---|" + "---|" * len(STAGES)]
+    stages = _stages(reports)
+    lines += ["", "Energy (45 nm) per stage, spiking model / twin (stages with neither AC nor MAC left out):", "",
+              "| entry | " + " | ".join(stages) + " |", "|---|" + "---|" * len(stages)]
     for name, r in reports.items():
         cells = []
-        for stage in STAGES:
-            per = {side: sum(x["energy_pj"] for x in r["layers"] if x["model"] == side and x["stage"] == stage)
-                   for side in ("snn", "ann")}
-            cells.append(f"{energy(per['snn'])} / {energy(per['ann'])}")
+        for stage in stages:
+            per = [energy(sum(x["energy_pj"] for x in r["layers"] if x["model"] == side and x["stage"] == stage))
+                   if side in r["totals"] else "-" for side in SIDES]
+            cells.append(" / ".join(per))
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -270,3 +270,33 @@ class SGMT(nn.Module):
             parts[head] = float(l1.detach())
             total = weight * l1 if total is None else total + weight * l1
         return total, parts
+
+    def energy_scopes(
+        self,
+        text: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        vision: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        vision_lengths: torch.Tensor | None = None,
+        text_lengths: torch.Tensor | None = None,
+    ) -> list:
+        """The energy-scope protocol (:mod:`snn_msa.energy.positions`): stage, modality and valid
+        ``[B, L]`` positions of each part for these inputs. The fusion network runs on the joint
+        sequence with each sample's valid positions packed to the front (:func:`pack_valid`)."""
+        from .energy.positions import Scope, valid_mask
+
+        inputs = {"text": text, "audio": audio, "vision": vision}
+        lengths = {"text": text_lengths, "audio": audio_lengths, "vision": vision_lengths}
+        scopes, joint_lengths, joint_length = [Scope("", "pooling", "joint")], 0, 0
+        for m in self.config.modalities:
+            x = self._check_input(m, inputs[m])
+            valid = valid_mask(lengths[m], x.shape[1], x.shape[0])
+            scopes.append(Scope(f"projections.{m}", "projection", m, valid))
+            scopes.append(Scope(f"single_modal.{m}", "single-modal", m, valid, layout="time-major"))
+            scopes.append(Scope(f"heads.{LETTER[m]}", "head", m))
+            joint_lengths = joint_lengths + (x.shape[1] if valid is None else valid.sum(dim=1).cpu())
+            joint_length += x.shape[1]
+        fused = torch.arange(joint_length).unsqueeze(0) < torch.as_tensor(joint_lengths).view(-1, 1)
+        scopes.append(Scope("fusion", "fusion", "joint", None if bool(fused.all()) else fused, layout="time-major"))
+        scopes += [Scope(f"heads.{self.config.letters}", "head", "joint"), Scope("heads.M", "head", "joint")]
+        return scopes

@@ -143,7 +143,7 @@ def test_a_few_inf_in_audio_stay_usable_and_are_reported(tmp_path):
     assert any(p["severity"] == "warning" and p["key"] == "audio" for p in report["problems"])
 
 
-def test_a_clean_hdf5_store_is_not_read_again_to_count(tmp_path, monkeypatch):
+def test_a_store_is_not_read_again_to_count(tmp_path, monkeypatch):
     import snn_msa.data.nonfinite as nonfinite
 
     data = finite_tiny()
@@ -157,5 +157,13 @@ def test_a_clean_hdf5_store_is_not_read_again_to_count(tmp_path, monkeypatch):
     monkeypatch.setattr(nonfinite, "count_nonfinite", lambda values, lengths=None: scanned.append(values.name) or real(values, lengths))
     load_dataset(clean).close()
     assert scanned == []  # the counts recorded at conversion are 0: nothing to read
+    dirty_data = load_dataset(dirty, allow_nonfinite=True)
+    assert scanned == []  # the counts at valid positions were recorded at conversion too
+    assert dirty_data.valid_nonfinite["test"]["vision"].kinds["nan"] == 1
+    dirty_data.close()
+    import h5py
+
+    with h5py.File(dirty, "r+") as f:  # valid positions that differ from those counted: read again
+        f["test"]["vision"].attrs[nonfinite.VALID_LENGTHS_ATTR] = "other"
     load_dataset(dirty, allow_nonfinite=True).close()
     assert scanned == ["/test/vision"]

@@ -14,7 +14,8 @@ from torch import nn
 
 from snn_msa.attention import MHSGSA
 from snn_msa.energy import E_AC_PJ, E_MAC_PJ, count_forward
-from snn_msa.energy.counting import sgmt_inputs
+from snn_msa.energy import Scope
+from snn_msa.energy.positions import model_scopes
 from snn_msa.neurons import LIF, ConnectedLIF
 from snn_msa.registry import create_model
 
@@ -65,29 +66,30 @@ def test_conv1d_counts_every_output_position():
 def test_connected_recurrence_counts_exactly():
     neuron = ConnectedLIF(F_IN, strength=1e-3, seed=0)  # too weak to change any spike of this input
     counter = count_forward(neuron, torch.full((T, B, F_IN), 3.0), batch=B)
-    rec = counter.rows[".recurrence"]
+    rec = counter.rows["recurrence"]
     assert rec.ac == rec.dense == (T - 1) * B * F_IN * F_IN == neuron.recurrent_accumulates
     silent = count_forward(neuron, torch.zeros(T, B, F_IN), batch=B)
-    assert silent.rows[".recurrence"].ac == 0
+    assert silent.rows["recurrence"].ac == 0
     unconnected = ConnectedLIF(F_IN, strength=0.0)  # no synapses: no accumulates, however many spikes
-    assert count_forward(unconnected, torch.full((T, B, F_IN), 2.0), batch=B).rows[".recurrence"].ac == 0
+    assert count_forward(unconnected, torch.full((T, B, F_IN), 2.0), batch=B).rows["recurrence"].ac == 0
 
 
 def test_real_positions_compact_the_recurrence_and_the_attention():
     neuron = ConnectedLIF(F_IN, strength=1e-3, seed=0)
     mask = torch.tensor([[True, True], [False, True], [True, True], [True, False]])  # [T=4, B=2]
-    counter = count_forward(neuron, torch.full((4, 2, F_IN), 3.0), batch=2, padding="real", masks={"": mask})
+    scopes = [Scope("", "-", valid=mask.t(), layout="time-major")]
+    counter = count_forward(neuron, torch.full((4, 2, F_IN), 3.0), batch=2, padding="real", scopes=scopes)
     # sample 0 has 3 real steps, sample 1 has 3: each feeds F neurons from all but its last real step
-    assert counter.rows[".recurrence"].ac == (2 + 2) * F_IN * F_IN
+    assert counter.rows["recurrence"].ac == (2 + 2) * F_IN * F_IN
     assert counter.rows[""].elements_out == 6 * F_IN
 
     attention = MHSGSA(8, heads=2, neuron="identity")
     x = torch.randn(4, 2, 8)
     dense = count_forward(attention, (x, mask), batch=2, padding="all")
-    real = count_forward(attention, (x, mask), batch=2, padding="real", masks={"": mask})
-    assert dense.rows[".scores"].mac == dense.rows[".mix"].mac == 2 * 4 * 4 * 8  # B * L^2 * d_model
-    assert real.rows[".scores"].mac == (3 * 3 + 3 * 3) * 8
-    assert real.rows[".softmax"].other == (9 + 9) * 2 * 5
+    real = count_forward(attention, (x, mask), batch=2, padding="real", scopes=scopes)
+    assert dense.rows["scores"].mac == dense.rows["mix"].mac == 2 * 4 * 4 * 8  # B * L^2 * d_model
+    assert real.rows["scores"].mac == (3 * 3 + 3 * 3) * 8
+    assert real.rows["softmax"].other == (9 + 9) * 2 * 5
 
 
 def test_45nm_constants_are_spikingjelly_fp32():
@@ -100,10 +102,9 @@ def test_45nm_constants_are_spikingjelly_fp32():
 def _small_sgmt(name: str, backend: str = "reference"):
     torch.manual_seed(0)
     model = create_model(name, feature_dims=(12, 6, 5), d_model=8, heads=2, scale1=4.0, backend=backend).eval()
-    batch = {"text": torch.randn(2, 5, 12), "audio": torch.randn(2, 6, 6), "vision": torch.randn(2, 4, 5),
-             "text_lengths": None, "audio_lengths": torch.tensor([6, 3]), "vision_lengths": torch.tensor([2, 4])}
-    inputs, masks = sgmt_inputs(model, batch)
-    return model, inputs, masks
+    inputs = {"text": torch.randn(2, 5, 12), "audio": torch.randn(2, 6, 6), "vision": torch.randn(2, 4, 5),
+              "text_lengths": None, "audio_lengths": torch.tensor([6, 3]), "vision_lengths": torch.tensor([2, 4])}
+    return model, inputs, model_scopes(model, inputs)
 
 
 def _sj_counts(model, inputs):
@@ -168,3 +169,38 @@ def test_memory_aware_estimate_equals_spikingjelly_lemaire(net, x):
     total = sum(r.memory.energy()["energy_pj"] for r in ours.rows.values())
     theirs = estimate_lemaire_energy(net, x, config=LemaireEnergyConfig(strict=False)).total_pj
     assert total == pytest.approx(theirs, rel=1e-12)
+
+
+def test_neuron_rows_count_the_valid_positions_the_model_itself_counts():
+    # The model's own activity (spikes, neuron-steps at valid positions, from its forward's masks) is
+    # an independent account of the valid positions that its energy_scopes tell the counter.
+    model, inputs, _ = _small_sgmt("sgmt-tav")
+    with torch.no_grad():
+        activity = model(**inputs).activity
+    counter = count_forward(model, inputs, batch=2, padding="real")
+    assert activity and sum(int(s.sum()) for s, _ in activity.values()) > 0
+    for name, (spikes, steps) in activity.items():
+        assert (counter.rows[name].spikes_out, counter.rows[name].elements_out) == (int(spikes.sum()), int(steps.sum()))
+    every = count_forward(model, inputs, batch=2, padding="all")
+    assert every.rows["fusion.0.ffn_neuron"].elements_out > counter.rows["fusion.0.ffn_neuron"].elements_out
+
+
+def test_any_spikingjelly_neuron_is_counted_and_its_spikes_drive_accumulates():
+    from spikingjelly.activation_based.functional import reset_net
+    from spikingjelly.activation_based.neuron import IFNode
+
+    net = nn.Sequential(IFNode(step_mode="m"), nn.Linear(F_IN, F_OUT, bias=False))
+    x = torch.rand(T, B, F_IN) * 2
+    counter = count_forward(net, x, batch=B)
+    reset_net(net)  # SpikingJelly's neurons keep their membrane between calls
+    synop, _ = _sj_counts_plain(net, x)
+    assert counter.rows["0"].elements_out == T * B * F_IN and counter.rows["0"].operation == "IFNode update"
+    assert counter.rows["1"].ac == synop.get_total() == counter.rows["1"].spikes_in * F_OUT > 0
+    assert not counter.uncounted
+
+
+def _sj_counts_plain(net, x):
+    synop, mac = SynOpCounter(), MACCounter()
+    with torch.no_grad(), DispatchCounterMode([synop, mac]):
+        net(x)
+    return synop, mac

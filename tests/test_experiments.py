@@ -1,8 +1,9 @@
-"""Grid, ablation and comparison: selection, tables, plots, resume and the CLI, with a stand-in trainer.
+"""Grid, ablation and comparison: selection, tables, plots, the study and the CLI, with a stand-in trainer.
 
 The stand-in writes a ``results.json`` of the trainer's format whose numbers are
-chosen by the test, so the selection rule and the reuse of finished runs can
-be checked exactly and fast. tests/test_experiments_real.py runs the real trainer.
+chosen by the test, so the selection rule and the study's bookkeeping can be
+checked exactly and fast (in this process, one worker). tests/test_experiments_real.py
+runs the real trainer in several worker processes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from snn_msa.experiments import (
     select_best,
 )
 from snn_msa.experiments import compare as compare_mod
-from snn_msa.experiments import runs as runs_mod
+from snn_msa.experiments import worker as worker_mod
 from snn_msa.metrics import METRIC_KEYS
 from snn_msa.training import NonFiniteLossError
 from snn_msa.training.data_source import data_spec
@@ -64,9 +65,10 @@ class FakeTrainer:
         if key in self.fail:
             raise NonFiniteLossError("seed 1111, epoch 2: the validation loss is nan; training stopped.")
         valid, test = self.numbers(settings)
-        seeds = [{"seed": s, "best_valid_loss": valid + 0.01 * i, "checkpoint": str(out / f"seed-{s}" / "best.pt")}
-                 for i, s in enumerate(settings.seeds)]
         metrics = {k: test for k in KEYS}
+        seeds = [{"seed": s, "best_valid_loss": valid + 0.01 * (s % 2), "checkpoint": str(out / f"seed-{s}" / "best.pt"),
+                  "test_metrics": {k: test + 0.01 * (s % 2) for k in KEYS}, "firing_rate": 0.05, "best_epoch": 1}
+                 for s in settings.seeds]
         results = {
             "format": RESULTS_FORMAT, "model": settings.model, "dataset": dataset.profile.name,
             "data": data_spec(dataset, settings.data), "recipe": settings.recipe().as_dict(),
@@ -83,7 +85,7 @@ class FakeTrainer:
 def fake(monkeypatch):
     def install(**kwargs) -> FakeTrainer:
         trainer = FakeTrainer(**kwargs)
-        monkeypatch.setattr(runs_mod, "train", trainer)
+        monkeypatch.setattr(worker_mod, "train", trainer)
         return trainer
 
     return install
@@ -145,24 +147,69 @@ def test_grid_writes_csv_markdown_and_png_with_the_validation_best_marked(fake, 
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
 
 
-def test_grid_reuses_finished_runs_and_retrains_only_the_missing_one(fake, short_data, tmp_path):
+def test_a_finished_study_trains_nothing_and_only_rebuilds_the_tables(fake, short_data, tmp_path):
     trainer = fake(numbers=disagreeing)
     settings = base(short_data["sims"])
     first = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], settings, tmp_path / "g")
-    folder = Path(tmp_path / "g" / "runs" / first["rows"][2]["run"])
-    (folder / "results.json").unlink()
+    assert sorted(Path(c.out).name for c in trainer.calls) == sorted(f"{r['run']}_seed-1111" for r in first["rows"])
+    (tmp_path / "g" / "grid.md").unlink()
     trainer.calls.clear()
 
-    again = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], settings, tmp_path / "g")
-    assert [Path(c.out).name for c in trainer.calls] == [folder.name]
-    assert trainer.calls[0].resume  # its seed folders were there: the trainer continues it
-    assert [r["status"] for r in again["rows"]] == ["reused", "reused", "resumed", "reused"]
-    assert [r["valid_loss_mean"] for r in again["rows"]] == [r["valid_loss_mean"] for r in first["rows"]]
+    lines: list[str] = []
+    again = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], settings, tmp_path / "g", echo=lines.append)
+    assert trainer.calls == []
+    assert "4 with a result, 0 to train" in lines[0]
+    assert (tmp_path / "g" / "grid.md").read_text() == first["markdown"] + "\n"
+    assert again["rows"] == first["rows"]
 
-    # Other seeds or more epochs: the runs are continued, not reused as they are.
+
+def test_an_interrupted_trial_is_queued_again_by_the_next_command(fake, short_data, tmp_path, monkeypatch):
+    trainer = fake(numbers=disagreeing)
+    settings = base(short_data["sims"])
+    original = trainer.__call__
+
+    def interrupted_on_the_second(settings, dataset=None, *, echo=None):
+        if len(trainer.calls) == 1:
+            trainer.calls.append(settings)
+            raise KeyboardInterrupt
+        return original(settings, dataset, echo=echo)
+
+    monkeypatch.setattr(worker_mod, "train", interrupted_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    stopped = Path(trainer.calls[1].out).name
+    monkeypatch.setattr(worker_mod, "train", trainer)
     trainer.calls.clear()
-    run_grid("sgmt-tav", [0.5], [0.0], settings.with_changes(epochs=2), tmp_path / "g")
-    assert len(trainer.calls) == 1 and trainer.calls[0].resume and trainer.calls[0].epochs == 2
+    lines: list[str] = []
+    result = run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g", echo=lines.append)
+    assert [Path(c.out).name for c in trainer.calls] == [stopped]  # only the interrupted trial trains again
+    assert "1 with a result, 1 to train" in lines[0]
+    assert [r["status"] for r in result["rows"]] == ["done", "done"]
+
+
+def test_a_folder_already_finished_is_read_not_trained_by_a_new_study(fake, short_data, tmp_path):
+    trainer = fake(numbers=disagreeing)
+    settings = base(short_data["sims"])
+    first = run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    (tmp_path / "g" / "study.journal").unlink()  # the study is lost; the run folders are not
+    trainer.calls.clear()
+    again = run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    assert trainer.calls == [] and again["rows"] == first["rows"]
+
+
+def test_a_study_of_another_experiment_is_refused(fake, short_data, tmp_path):
+    fake()
+    settings = base(short_data["sims"])
+    run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    with pytest.raises(ExperimentError, match="holds another experiment .runs: the study has"):
+        run_grid("sgmt-tav", [0.5], [0.0], settings, tmp_path / "g")
+    with pytest.raises(ExperimentError, match="holds another experiment .command: the study has .grid"):
+        run_ablation(settings, tmp_path / "g")
+    with pytest.raises(ExperimentError, match="holds another experiment .seeds"):
+        run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings.with_changes(seeds=(1, 2)), tmp_path / "g")
+    # Another study name in the same folder is another experiment: allowed.
+    result = run_grid("sgmt-tav", [0.5], [0.0], settings, tmp_path / "g", study="small")
+    assert len(result["rows"]) == 1
 
 
 def test_a_folder_with_runs_on_other_data_is_refused(fake, short_data, tmp_path):
@@ -170,20 +217,35 @@ def test_a_folder_with_runs_on_other_data_is_refused(fake, short_data, tmp_path)
     run_grid("sgmt-tav", [0.5], [0.0], base(short_data["sims"]), tmp_path / "g")
     other = short_data["sims"].replace("sims.pkl", "other.pkl")
     write_pickle(make_synthetic("sims", (16, 8, 8), seed=5, seq_lens=(8, 12, 10)), other)
-    with pytest.raises(ExperimentError, match="holds a run on other data"):
+    with pytest.raises(ExperimentError, match="holds another experiment .data"):
         run_grid("sgmt-tav", [0.5], [0.0], base(other), tmp_path / "g")
+    # Without the study, the run folder's results.json still names its data.
+    with pytest.raises(ExperimentError, match="holds a run on other data"):
+        run_grid("sgmt-tav", [0.5], [0.0], base(other), tmp_path / "g", study="fresh")
     # The same file name with other content is caught by the fingerprint.
     write_pickle(make_synthetic("sims", (16, 8, 8), seed=5, seq_lens=(8, 12, 10)), tmp_path / "same.pkl")
     run_grid("sgmt-tav", [0.5], [0.0], base(str(tmp_path / "same.pkl")), tmp_path / "h")
     write_pickle(make_synthetic("sims", (16, 8, 8), seed=6, seq_lens=(8, 12, 10)), tmp_path / "same.pkl")
     with pytest.raises(ExperimentError, match="whose content differs"):
-        run_grid("sgmt-tav", [0.5], [0.0], base(str(tmp_path / "same.pkl")), tmp_path / "h")
+        run_grid("sgmt-tav", [0.5], [0.0], base(str(tmp_path / "same.pkl")), tmp_path / "h", study="fresh")
+
+
+def test_an_unreachable_storage_is_one_clear_error(fake, short_data, tmp_path):
+    fake()
+    with pytest.raises(ExperimentError, match="--storage sqlite:///.*cannot be used: .*Check the URL"):
+        run_grid("sgmt-tav", [0.5], [0.0], base(short_data["sims"]), tmp_path / "g",
+                 storage=f"sqlite:///{tmp_path}/no/such/folder/x.db")
+    # Nothing listens on port 9 (or the driver is missing): either way one line, without the password.
+    with pytest.raises(ExperimentError, match="postgresql://snn:\\*\\*\\*@127.0.0.1:9/db(: its database driver| cannot)"):
+        run_grid("sgmt-tav", [0.5], [0.0], base(short_data["sims"]), tmp_path / "g",
+                 storage="postgresql://snn:secret@127.0.0.1:9/db")
+    assert not (tmp_path / "g" / "runs").exists()
 
 
 def test_a_failed_cell_is_reported_and_skipped_by_the_selection(fake, short_data, tmp_path):
     fake(numbers=disagreeing, fail={(1.0, 0.05)})
     result = run_grid("sgmt-tav", [0.5, 1.0], [0.0, 0.05], base(short_data["sims"]), tmp_path / "g")
-    assert [r["status"] for r in result["rows"]] == ["trained", "trained", "trained", "failed"]
+    assert [r["status"] for r in result["rows"]] == ["done", "done", "done", "failed"]
     assert result["best_row"]["scale1"] == 1.0 and result["best_row"]["strength"] == 0.0
     text = Path(result["files"]["md"]).read_text()
     assert "Failed cells" in text and "validation loss is nan" in text
@@ -215,13 +277,15 @@ def test_jobs_must_be_at_least_one(short_data, tmp_path):
 def test_ablation_has_four_rows_in_the_papers_order_with_paper_numbers_on_simsv2(fake, short_data, tmp_path):
     trainer = fake()
     run_ablation(base(short_data["simsv2"], seeds=(1, 2)), tmp_path / "a")
-    assert sorted(c.model for c in trainer.calls) == ["sgmt-av", "sgmt-ta", "sgmt-tav", "sgmt-tv"]
-    assert all(c.seeds == (1, 2) and c.data == short_data["simsv2"] for c in trainer.calls)
+    # One trial per (model, seed), each training one seed.
+    assert sorted((c.model, c.seeds) for c in trainer.calls) == [(m, (s,)) for m in ("sgmt-av", "sgmt-ta", "sgmt-tav", "sgmt-tv")
+                                                                  for s in (1, 2)]
+    assert all(c.data == short_data["simsv2"] for c in trainer.calls)
     rows = read_csv(tmp_path / "a" / "ablation.csv")
     assert [r["label"] for r in rows] == ["A+V", "T+V", "T+A", "T+A+V"]
     assert float(rows[0]["Mult_acc_5_paper"]) == 0.4855 and float(rows[3]["MAE_paper"]) == 0.3006
     text = (tmp_path / "a" / "ablation.md").read_text()
-    assert text.count("| paper |") == 4 and "0.5000 ± 0.0100" in text
+    assert text.count("| paper |") == 4 and "0.5050 ± 0.0050" in text  # seeds 1 and 2: 0.51 and 0.50
 
     on_sims = run_ablation(base(short_data["sims"]), tmp_path / "a-sims")
     assert all(not r["paper"] for r in on_sims["rows"]) and "| paper |" not in on_sims["markdown"]
@@ -251,13 +315,14 @@ def test_grid_command_prints_the_table_and_json(fake, short_data, tmp_path):
                     "--d-model", "16", "--out", out)
     assert result.exit_code == 0, result.output
     assert "◀ best" in result.output and f"wrote {out / 'grid.csv'}" in result.output
-    assert "4 run(s)" in result.output and (out / "grid.png").is_file()
+    assert "4 trial(s) (4 run(s) x 1 seed(s))" in result.output and (out / "grid.png").is_file()
 
     again = invoke("grid", "--scale1", "0.5,1", "--strength", "0,0.05", "--data", short_data["sims"], "--epochs", "1",
                    "--d-model", "16", "--out", out, "--json")
     assert again.exit_code == 0, again.output
     payload = json.loads(again.stdout)
-    assert payload["best_row"]["scale1"] == 1.0 and {r["status"] for r in payload["rows"]} == {"reused"}
+    assert payload["best_row"]["scale1"] == 1.0 and {r["status"] for r in payload["rows"]} == {"done"}
+    assert "4 with a result, 0 to train" in again.stderr
     assert all("d_model-16" in r["run"] for r in payload["rows"])
 
 
@@ -280,10 +345,7 @@ def test_ablate_and_compare_commands(fake, short_data, tmp_path):
         (["grid", "--scale1", "0.5,big"], "'big' is not a number"),
         (["grid", "--strength", "0,-0.1"], "every --strength value must be >= 0"),
         (["grid", "--model", "sgmt-tva"], "unknown model 'sgmt-tva'"),
-        (["grid", "--jobs", "0"], "--jobs must be at least 1"),
-        (["grid", "--threads", "-1"], "--threads must be 0"),
         (["grid", "--seeds", "x"], "--seeds takes integers"),
-        (["grid", "--dataset", "imdb"], "unknown dataset"),
         (["ablate", "--strength", "-1"], "--strength must be a number >= 0"),
         (["compare", "--models", ""], "--models needs at least one zoo entry"),
         (["compare", "--models", "sgmt-tav,nope"], "unknown model 'nope'"),
@@ -294,6 +356,51 @@ def test_bad_arguments_fail_with_a_message(args, words, tmp_path):
     result = invoke(*args, "--out", tmp_path / "x")
     assert result.exit_code == 1, result.output
     assert words in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["grid", "--jobs", "0"], "Invalid value for '--jobs': 0 is not in the range x>=1."),
+        (["ablate", "--threads", "-1"], "Invalid value for '--threads': -1 is not in the range x>=0."),
+        (["compare", "--dataset", "imdb"], "Invalid value for '--dataset': 'imdb' is not one of 'sims', 'simsv2', 'mosi', 'mosei'."),
+        (["grid", "--heartbeat", "0"], "Invalid value for '--heartbeat': 0 is not in the range x>=1."),
+    ],
+)
+def test_bad_option_values_are_usage_errors(args, words, tmp_path):
+    result = invoke(*args, "--out", tmp_path / "x")
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+
+
+def _declared(command) -> dict[str, tuple]:
+    return {p.name: (p.type.to_info_dict(), p.default, p.help, tuple(p.opts)) for p in command.params}
+
+
+def test_train_options_are_declared_once_for_every_command():
+    """Train's data, seed, recipe, override and device options are the same objects' copies in every experiment."""
+    from snn_msa.cli.experiments_cmd import ablate, compare, grid
+    from snn_msa.cli.train_cmd import train
+
+    shared = {name: spec for name, spec in _declared(train).items()
+              if name not in ("model", "out", "resume", "overwrite", "quiet", "json_")}
+    assert {"weight_decay", "grad_clip", "threads", "dataset"} <= set(shared)
+    for command in (grid, ablate, compare):
+        declared = _declared(command)
+        for name, spec in shared.items():
+            if command is grid and name in ("scale1", "strength"):
+                continue  # the grid's own comma-separated lists
+            assert declared.get(name) == spec, f"{command.name} --{name} drifted from train's"
+    for command in (train, grid):
+        assert "sims, simsv2" not in " ".join(p.help or "" for p in command.params)  # names come from the profiles
+
+
+def test_weight_decay_and_grad_clip_reach_every_run(fake, short_data, tmp_path):
+    trainer = fake()
+    result = invoke("ablate", "--data", short_data["sims"], "--epochs", "1", "--weight-decay", "0.01", "--grad-clip", "0",
+                    "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert {(c.weight_decay, c.grad_clip) for c in trainer.calls} == {(0.01, 0.0)}
 
 
 def test_a_metric_the_dataset_does_not_report_is_refused(fake, short_data, tmp_path):

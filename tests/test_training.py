@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from snn_msa import atomic
 from snn_msa.data import load_dataset
 from snn_msa.data.synthetic import make_synthetic, write_pickle
 from snn_msa.model import SGMT
+from snn_msa.output_lock import LOCK_NAME
 from snn_msa.registry import get_card, list_models
 from snn_msa.training import (
     CheckpointError,
@@ -24,6 +27,7 @@ from snn_msa.training import (
     train,
 )
 from snn_msa.training import checkpoint as ckpt_mod
+from snn_msa.training import distributed as distributed_mod
 from snn_msa.training import trainer as trainer_mod
 from snn_msa.training.results import aggregate, json_safe, mean_std
 
@@ -171,7 +175,7 @@ def test_early_stopping_follows_the_validation_mae_of_m_against_unclipped_labels
     valid = data.splits["valid"]
     valid._labels["M"] = VALID_M.copy()  # labels chosen so that clipping matters at epoch 3
     head_labels = {"T": valid.labels("T"), "A": valid.labels("A"), "V": valid.labels("V"), "TAV": VALID_M}
-    real_forward, real_evaluate, valid_passes, evaluating = SGMT.forward, trainer_mod.evaluate, [], []
+    real_forward, real_evaluate, valid_passes, evaluating = SGMT.forward, distributed_mod.evaluate, [], []
 
     def noting_the_split(model, batches, device):
         evaluating[:] = [batches.split.name]
@@ -190,7 +194,7 @@ def test_early_stopping_follows_the_validation_mae_of_m_against_unclipped_labels
         return output
 
     monkeypatch.setattr(SGMT, "forward", scripted_forward)
-    monkeypatch.setattr(trainer_mod, "evaluate", noting_the_split)
+    monkeypatch.setattr(distributed_mod, "evaluate", noting_the_split)
     results = train(settings(tmp_path, epochs=6, patience=3), dataset=data)
     run = results["seeds"][0]
     table = [_criteria(e, valid_passes[0]) for e in range(5)]
@@ -286,8 +290,8 @@ def test_a_finished_run_is_not_overwritten_by_accident(tmp_path, tiny, full_run)
         train(settings(full_run[0], epochs=4), dataset=tiny)
     train(settings(tmp_path, epochs=1), dataset=tiny)
     again = train(settings(tmp_path, epochs=1, seeds=(5,), overwrite=True), dataset=tiny)
-    assert again["seeds"][0]["seed"] == 5 and sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "results.json", "seed-5"]
+    kept = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != LOCK_NAME)  # the lock file stays
+    assert again["seeds"][0]["seed"] == 5 and kept == ["results.json", "seed-5"]
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, tiny, monkeypatch):
@@ -364,12 +368,11 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     ckpt_mod.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path, "best")
     before = path.read_bytes()
 
-    def broken_save(obj, stream):
-        stream.write(b"half a file")
-        raise OSError("disk full")
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)  # the bytes are in the temporary file; it cannot be made durable
+    with pytest.raises(atomic.WriteError, match="best.pt: could not write it: no space left.*previous file is unchanged"):
         ckpt_mod.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, path, "best")
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["best.pt"]
 

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import click
 
-from snn_msa.profiles import PROFILES
-
-from .options import allow_nonfinite_option
-
-_PROFILE_CHOICE = click.Choice(list(PROFILES), case_sensitive=False)
+from .options import DATASET_CHOICE, allow_nonfinite_option
 
 
 def _sizes(text: str) -> tuple[int, int, int]:
@@ -38,7 +34,7 @@ def data() -> None:
 
 @data.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dataset", type=_PROFILE_CHOICE, default=None,
+@click.option("--dataset", type=DATASET_CHOICE, default=None,
               help="Profile to check against; inferred from the feature dims when left out.")
 @allow_nonfinite_option
 @click.option("--json", "json_", is_flag=True, help="Print the report as JSON.")
@@ -89,7 +85,7 @@ def convert(src: Path, dst: Path) -> None:
 
 
 @data.command("synth")
-@click.option("--like", "like", type=_PROFILE_CHOICE, required=True, help="Dataset whose lengths and dims to copy.")
+@click.option("--like", "like", type=DATASET_CHOICE, required=True, help="Dataset whose lengths and dims to copy.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write: .pkl (MMSA pickle) or .h5 (HDF5 store).")
 @click.option("--n", "sizes", default="192,48,48", show_default=True, metavar="TRAIN,VALID,TEST",

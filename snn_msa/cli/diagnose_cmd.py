@@ -6,10 +6,9 @@ import json
 
 import click
 
-from snn_msa.profiles import PROFILES
 from snn_msa.registry import list_models
 
-from .options import allow_nonfinite_option, model_override_options, pop_model_overrides
+from .options import DATASET_OPTION, allow_nonfinite_option, model_override_options, options, pop_model_overrides
 
 SPLITS = ("train", "valid", "test")
 
@@ -20,13 +19,12 @@ SPLITS = ("train", "valid", "test")
 @click.option("--checkpoint", default=None, metavar="PATH", help="A best.pt from 'snn-msa train': its trained model.")
 @click.option("--data", default=None, metavar="FILE",
               help="MMSA feature file (.pkl or .h5) [default: the checkpoint's data, else built-in synthetic data].")
-@click.option("--dataset", type=click.Choice(list(PROFILES)), default=None,
-              help="Dataset profile [default: from the file, or sims].")
+@DATASET_OPTION
 @allow_nonfinite_option
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
               help="Samples per forward (a sample's outputs do not depend on it).")
-@model_override_options
+@options(model_override_options())
 @click.option("--seed", type=int, default=0, show_default=True, help="Torch seed of an untrained model's weights.")
 @click.option("--json", "json_", is_flag=True, help="Print the diagnosis as JSON.")
 def diagnose(model, checkpoint, data, dataset, allow_nonfinite, split, batch_size, seed, json_, **options) -> None:

@@ -10,7 +10,7 @@ import click
 from snn_msa.data.synthetic import DEFAULT_SIZES
 from snn_msa.registry import list_models
 
-from .options import allow_nonfinite_option, model_override_options, pop_model_overrides
+from .options import DATASET_OPTION, allow_nonfinite_option, model_override_options, options, pop_model_overrides
 
 SPLITS = ("train", "valid", "test")
 # The built-in data's test split, whole: the default never asks for more samples than it has.
@@ -24,8 +24,7 @@ DEFAULT_SAMPLES = DEFAULT_SIZES[2]
               help="A best.pt from 'snn-msa train': count the trained spiking model.")
 @click.option("--data", default=None, metavar="FILE",
               help="MMSA feature file (.pkl or .h5) [default: built-in synthetic data, or the checkpoint's data].")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Dataset profile: sims, simsv2, mosi, mosei [default: from the file, or sims].")
+@DATASET_OPTION
 @allow_nonfinite_option
 @click.option("--samples", type=int, default=DEFAULT_SAMPLES, show_default=True,
               help="Samples to average over (the first of the split).")
@@ -33,7 +32,7 @@ DEFAULT_SAMPLES = DEFAULT_SIZES[2]
 @click.option("--batch-size", type=int, default=None, help="Samples per forward [default: the checkpoint's, else 32].")
 @click.option("--padding", type=click.Choice(["real", "all"]), default="real", show_default=True,
               help="real: count only positions within each sample's length; all: every position, as computed densely.")
-@model_override_options
+@options(model_override_options())
 @click.option("--seed", type=int, default=0, show_default=True, help="Torch seed of the untrained spiking model's weights.")
 @click.option("--layers", is_flag=True, help="Print every layer of both models, not only the largest (a wide table).")
 @click.option("--json", "json_", is_flag=True, help="Print the whole report as JSON (schema in docs/energy.md).")

@@ -7,9 +7,20 @@ import json
 import click
 
 from snn_msa.registry import list_models
-from snn_msa.training.settings import CLI_THREADS, DEVICES
+from snn_msa.training.distributed import is_main_process
+from snn_msa.training.settings import DEVICES
 
-from .options import allow_nonfinite_option, model_override_options, pop_model_overrides, tensorboard_options
+from .options import (
+    DATA_OPTIONS,
+    DEVICE_OPTIONS,
+    RECIPE_OPTIONS,
+    SEED_OPTIONS,
+    allow_nonfinite_option,
+    model_override_options,
+    options,
+    pop_model_overrides,
+    tensorboard_options,
+)
 
 SPLITS = ("train", "valid", "test")
 
@@ -22,14 +33,21 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"1111,1112"`` -> ``(1111, 1112)``; a clear error otherwise."""
+    """``"1111,1112"`` -> ``(1111, 1112)``; a clear error for an empty entry or a word that is not an integer.
+
+    An empty entry (``1111,,1112`` or a trailing comma) is refused rather than
+    skipped: it is most often a seed lost while editing the list.
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise click.ClickException("--seeds needs at least one integer, for example --seeds 1111.")
+    if not all(parts):
+        raise click.ClickException(f"--seeds has an empty entry in {text!r}; give integers separated by single commas, "
+                                   "for example 1111,1112,1113.")
     try:
-        seeds = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+        return tuple(int(part) for part in parts)
     except ValueError:
         raise click.ClickException(f"--seeds takes integers separated by commas, for example 1111,1112,1113; got {text!r}.") from None
-    if not seeds:
-        raise click.ClickException("--seeds needs at least one integer, for example --seeds 1111.")
-    return seeds
 
 
 def check_model(name: str) -> str:
@@ -57,21 +75,11 @@ def check_dataset(name: str | None) -> str | None:
 
 @click.command("train")
 @click.option("--model", "model", required=True, metavar="NAME", help=f"Zoo entry: {', '.join(list_models())}.")
-@click.option("--dataset", default=None, metavar="NAME",
-              help="Dataset profile: sims, simsv2, mosi, mosei (default: from the file, or sims without --data).")
-@click.option("--data", default=None, metavar="FILE", help="MMSA feature file (.pkl or .h5). Without it: built-in synthetic data.")
-@allow_nonfinite_option
-@click.option("--seeds", default="1111", show_default=True, help="Comma-separated seeds; several give mean ± std.")
-@click.option("--epochs", type=int, default=None, help="Most epochs [default: the entry's max_epochs]; early stopping still applies.")
-@click.option("--lr", type=float, default=None, help="Adam learning rate [default: the entry's].")
-@click.option("--batch-size", type=int, default=None, help="Batch size [default: the entry's].")
-@click.option("--patience", type=int, default=None, help="Epochs without a better validation loss before stopping [default: the entry's, 8].")
-@click.option("--weight-decay", type=float, default=None, help="Adam weight decay [default: the entry's].")
-@click.option("--grad-clip", type=float, default=None, help="Gradient norm clip, 0 for none [default: the entry's].")
-@model_override_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True, help="auto is CUDA when available.")
-@click.option("--threads", type=click.IntRange(min=0), default=CLI_THREADS, show_default=True,
-              help="torch CPU threads; 0 = torch's default (one per core). See docs/training.md, Speed.")
+@options(DATA_OPTIONS)
+@options(SEED_OPTIONS)
+@options(RECIPE_OPTIONS)
+@options(model_override_options())
+@options(DEVICE_OPTIONS)
 @click.option("--out", default=None, metavar="DIR", help="Run folder [default: runs/<model>-<dataset>-<time>].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out.")
@@ -86,6 +94,9 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
     metrics, best epochs, firing rates, time per epoch) and DIR/seed-<s>/best.pt
     (weights and full configuration; 'snn-msa eval' rebuilds the model from it).
 
+    Under torchrun it trains one model on N processes with
+    DistributedDataParallel; --batch-size stays the global batch (docs/scale.md).
+
     \b
     Examples:
       snn-msa train --model sgmt-tav
@@ -93,6 +104,7 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
       snn-msa train --model sgmt-tav --epochs 5 --scale1 1.0 --strength 0.05 --out runs/try
       snn-msa train --model sgmt-tav --out runs/try --resume
       snn-msa train --model sgmt-tav --tensorboard runs/tb   # then: tensorboard --logdir runs/tb
+      torchrun --nproc-per-node 2 $(which snn-msa) train --model sgmt-tav --device cpu
     """
     from snn_msa.training import TrainSettings
     from snn_msa.training import train as run_training
@@ -111,10 +123,14 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
         echo = (lambda line: click.echo(line, err=True)) if json_ else click.echo
         results = run_training(settings, echo=echo, bars=False if json_ else None)
     except _expected_errors() as error:
+        if not is_main_process():  # under torchrun every rank fails alike; rank 0 alone says why
+            raise SystemExit(1) from None
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         where = f"--out {out} --resume" if out else "--out DIR --resume with the run folder printed above"
         raise click.ClickException(f"interrupted; completed epochs are saved. Continue with the same options and {where}.") from None
+    if not is_main_process():
+        return
     if json_:
         click.echo(json.dumps(results, indent=2))
     elif quiet:

@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import hashlib
+
 import numpy as np
 
 from .cleaning import KINDS, count_nonfinite, valid_cells
@@ -38,6 +40,23 @@ from .validate import LENGTH_KEYS, MODALITIES, Problem
 #: The largest share of a split's valid cells of one modality that may be non-finite without an error.
 MAX_NONFINITE_SHARE = 0.01
 ALLOW_FLAG = "--allow-nonfinite"
+#: HDF5 attributes of the counts at valid positions, recorded at conversion with the lengths they used.
+VALID_ATTRS = {kind: f"nonfinite_valid_{name}" for kind, name in (("-inf", "neg_inf"), ("+inf", "pos_inf"), ("nan", "nan"))}
+VALID_LENGTHS_ATTR = "nonfinite_valid_lengths"
+
+
+def lengths_digest(lengths: np.ndarray | None) -> str:
+    """What identifies the valid positions a stored count was made on (``"all"`` without lengths)."""
+    if lengths is None:
+        return "all"
+    return hashlib.sha256(np.ascontiguousarray(lengths, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def _stored_valid(values: Any, lengths: np.ndarray | None) -> dict[str, int] | None:
+    attrs = values.attrs
+    if attrs.get(VALID_LENGTHS_ATTR) != lengths_digest(lengths) or not all(a in attrs for a in VALID_ATTRS.values()):
+        return None
+    return {kind: int(attrs[attr]) for kind, attr in VALID_ATTRS.items()}
 
 
 @dataclass(frozen=True)
@@ -88,14 +107,36 @@ def percent(share: float) -> str:
 def count_modality(values: Any, lengths: np.ndarray | None) -> NonfiniteCount:
     """Count the non-finite cells of one ``[N, L, D]`` feature array (or ``h5py.Dataset``) at its valid positions.
 
-    An HDF5 store records the count over every cell at conversion; when that
-    is 0 the dataset is not read again.
+    An HDF5 store records at conversion the count over every cell and the count
+    at valid positions (with the lengths it used); when either answers, the
+    dataset is not read again, so opening a store stays lazy.
     """
     cells = valid_cells(tuple(values.shape), lengths)
-    stored = stored_nonfinite(values) if hasattr(values, "attrs") else None
-    if stored is not None and not sum(stored.values()):
-        return NonfiniteCount(dict.fromkeys(KINDS, 0), cells)
+    if hasattr(values, "attrs"):
+        stored = stored_nonfinite(values)
+        if stored is not None and not sum(stored.values()):
+            return NonfiniteCount(dict.fromkeys(KINDS, 0), cells)
+        stored = _stored_valid(values, lengths)
+        if stored is not None:
+            return NonfiniteCount(stored, cells)
     return NonfiniteCount(count_nonfinite(values, lengths), cells)
+
+
+def record_valid_counts(top: Any, file: str, text_key: str = "text") -> None:
+    """Write into an HDF5 store being converted the non-finite counts at valid positions of every feature array.
+
+    A store whose structure does not pass inspection records nothing (loading
+    it reports the problem and counts by reading).
+    """
+    from .validate import inspect_splits
+
+    found = inspect_splits(top, file, text_key=text_key, require_labels=False)
+    for split, per_modality in count_splits(top, found.splits, text_key).items():
+        for modality, count in per_modality.items():
+            attrs = top[split][text_key if modality == "text" else modality].attrs
+            attrs[VALID_LENGTHS_ATTR] = lengths_digest(found.splits[split].lengths.get(modality))
+            for kind, attr in VALID_ATTRS.items():
+                attrs[attr] = count.kinds[kind]
 
 
 def judge(counts: dict[str, dict[str, NonfiniteCount]], allow: bool = False, text_key: str = "text") -> list[Problem]:

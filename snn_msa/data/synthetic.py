@@ -9,13 +9,13 @@ real features (docs/data.md gives the why of each choice):
 
 - **smooth in time**: each channel is an AR(1) process ``x[t] = rho x[t-1] +
   sqrt(1 - rho^2) e[t]`` with ``rho`` per modality (``SMOOTHNESS``: text 0.6,
-  token embeddings of neighbouring words are correlated; audio 0.95 and vision
-  0.9, frame features change slowly);
+  token embeddings of neighbouring words are correlated; audio 0.9 and vision
+  0.85, frame features change slowly);
 - **channels of very different scales and offsets** in audio and vision (as
   COVAREP's and OpenFace's are: pitch in Hz beside 0/1 voicing flags, landmark
   pixels beside action-unit intensities): channel ``c`` is ``offset_c +
-  scale_c x``, with ``scale_c`` log-uniform over ``CHANNEL_DECADES`` (two
-  decades) and ``|offset_c|`` up to two scales;
+  scale_c x``, with ``scale_c`` log-uniform over ``CHANNEL_DECADES`` (a
+  factor of 30 between channels) and ``|offset_c|`` up to one scale;
 - **outlier channels in text**: ``TEXT_OUTLIERS`` channels carry a large constant
   offset (as a few of BERT's hidden dimensions do);
 - ``-inf`` in a few audio cells, as real SIMS/MOSEI files have.
@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..profiles import DatasetProfile, get_profile
-from .files import atomic_output
+from .files import atomic_output, estimated_size
 
 __all__ = ["make_synthetic", "write_pickle", "channel_statistics", "DEFAULT_SIZES", "SYNTHETIC_ID_PREFIX"]
 
@@ -68,8 +68,8 @@ TEXT_STEPS = 4  # positions per half of the text pattern
 EVENT_HEIGHT = {"text": 3.0, "audio": 4.0, "vision": 3.0}  # in units of the carrying channel's scale
 EVENT_FRACTION = {"audio": 1 / 10, "vision": 1 / 4}  # event length over the padded length
 SIGNAL_CHANNELS = 4  # audio and vision channels that carry the signal
-SMOOTHNESS = {"text": 0.6, "audio": 0.95, "vision": 0.9}  # AR(1) coefficient per modality
-CHANNEL_DECADES = (-1.0, 1.0)  # log10 range of audio and vision channel scales: 100 x between channels
+SMOOTHNESS = {"text": 0.6, "audio": 0.9, "vision": 0.85}  # AR(1) coefficient per modality
+CHANNEL_DECADES = (-0.75, 0.75)  # log10 range of audio and vision channel scales: 30 x between channels
 SIGNAL_DECADES = (-0.5, 0.5)  # the channels that carry the signal sit mid-range
 TEXT_OUTLIERS = 3  # text channels with a large constant offset
 _SPLIT_SEEDS = {"train": 0, "valid": 1, "test": 2}
@@ -100,7 +100,7 @@ def channel_statistics(profile: DatasetProfile, seed: int) -> dict[str, tuple[np
         decades = rng.uniform(*CHANNEL_DECADES, size=dim)
         decades[:SIGNAL_CHANNELS] = rng.uniform(*SIGNAL_DECADES, size=min(SIGNAL_CHANNELS, dim))
         scale = (10.0 ** decades).astype(np.float32)
-        offset = (scale * rng.uniform(-2.0, 2.0, size=dim)).astype(np.float32)
+        offset = (scale * rng.uniform(-1.0, 1.0, size=dim)).astype(np.float32)
         stats[modality] = (scale, offset)
     scale = (10.0 ** rng.uniform(-0.3, 0.3, size=dt)).astype(np.float32)
     offset = np.zeros(dt, dtype=np.float32)
@@ -245,8 +245,13 @@ def make_synthetic(
 
 
 def write_pickle(data: dict, path: str | os.PathLike) -> Path:
-    """Pickle ``data`` to ``path`` as MMSA does (protocol 4), through a temporary file in the same folder."""
-    with atomic_output(path) as tmp:
+    """Pickle ``data`` to ``path`` as MMSA does (protocol 4), through a temporary file in the same folder.
+
+    Raises:
+        snn_msa.atomic.WriteError: too little free space (checked first), or the
+            write failed; ``path`` is left as it was.
+    """
+    with atomic_output(path, needed=estimated_size(data)) as tmp:
         with open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=4)
     return Path(path)

@@ -24,10 +24,13 @@ OTHER_OPS = {
     "layernorm": 7,  # per element: mean add, subtract, square, variance add, normalise, affine multiply and add
     "softmax": 5,  # per score: max compare, subtract, exp, sum, divide
     "neuron": 5,  # per neuron and step: charge (subtract, scale, add), threshold compare, reset
-    "q_scale": 1,  # per element of Q: the division by scale2
-    "residual": 5,  # per element of a layer's output: three scale1 multiplies, two residual adds
     "bias": 1,  # per output element of a layer with a bias
-    "relu": 1,  # per element
+    "batchnorm": 2,  # per element in evaluation: the running statistics fold into one multiply and one add
+    "activation": 1,  # per element of an activation module (ReLU, GELU, Tanh, Sigmoid...)
+    "elementwise": 1,  # per output element of an elementwise step (add, mul...), per input element of a reduction
+    "lstm_cell": 9,  # per hidden unit and step: 3 sigmoid + 2 tanh gates, f*c, i*g, their add, o*tanh(c)
+    "gru_cell": 8,  # per hidden unit and step: 2 sigmoid + 1 tanh gates, r*(W h + b), (1-z) n + z h (4)
+    "rnn_cell": 1,  # per hidden unit and step: the tanh (or ReLU)
 }
 """Elementary operations counted as "other" for each kind of step; none are AC or MAC."""
 

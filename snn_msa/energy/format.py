@@ -85,32 +85,53 @@ def _markdown(cells: list[tuple[str, ...]], left: int) -> list[str]:
     return ["| " + " | ".join(row) + " |" for row in [head, tuple(rule), *body]]
 
 
+def _present(report: dict[str, Any]) -> list[str]:
+    """The sides the report holds: ``snn`` and ``ann``, or one of them for a model reported alone."""
+    return [side for side in ("snn", "ann") if side in report["totals"]]
+
+
 def _sides(report: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return (("snn", f"Spiking model {report['model']}"), ("ann", f"Twin {report['twin']}"))
+    present = _present(report)
+    titles = {"snn": f"Spiking model {report['model']}",
+              "ann": f"Twin {report['twin']}" if len(present) == 2 else f"Non-spiking model {report['twin']}"}
+    return tuple((side, titles[side]) for side in present)
 
 
 def _totals_cells(report: dict[str, Any]) -> list[tuple[str, ...]]:
     t, m = report["totals"], report["memory_aware"]
     cells = [("per sample", "AC", "MAC", "other", "energy 45 nm", "memory-aware", "firing rate")]
-    for side, label in (("snn", f"SNN {report['model']}"), ("ann", f"ANN {report['twin']}")):
+    labels = {"snn": f"SNN {report['model']}", "ann": f"ANN {report['twin']}"}
+    for side in _present(report):
         s = t[side]
-        cells.append((label, human(s["ac"]), human(s["mac"]), human(s["other"]), energy(s["energy_pj"]),
+        cells.append((labels[side], human(s["ac"]), human(s["mac"]), human(s["other"]), energy(s["energy_pj"]),
                       energy(m[side]["energy_pj"]), _rate(s["firing_rate"])))
-    ratio = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
-    cells.append(("SNN / ANN", "", "", "", ratio(t["ratio"]), ratio(m["ratio"]), ""))
+    if len(_present(report)) == 2:
+        ratio = lambda r: "-" if r is None else f"{r:.3f}"  # noqa: E731
+        cells.append(("SNN / ANN", "", "", "", ratio(t["ratio"]), ratio(m["ratio"]), ""))
     return cells
 
 
 def _headline(report: dict[str, Any]) -> str:
     d = report["data"]
     tag = " [SYNTHETIC]" if d["synthetic"] else ""
-    return (f"Energy per sample of {report['model']} (spiking) and {report['twin']} (non-spiking twin): "
+    present = _present(report)
+    if len(present) == 2:
+        models = f"{report['model']} (spiking) and {report['twin']} (non-spiking twin)"
+    else:
+        models = f"{report['model']} (spiking)" if present == ["snn"] else f"{report['twin']} (non-spiking)"
+    return (f"Energy per sample of {models}: "
             f"{d['samples']} samples of the {d['split']} split of {d['source']}{tag}; padding: {d['padding']} positions.")
+
+
+def _uncounted(report: dict[str, Any]) -> list[str]:
+    """One sentence per operation that no rule counts (none for the zoo's models)."""
+    return [f"Uncounted ({u['model']}): {u['operation']} in {u['name'] or 'the model'}, {u['calls']} calls; "
+            "no rule counts it (docs/energy.md says how to add one)." for u in report.get("uncounted", [])]
 
 
 def _ratio_sentence(report: dict[str, Any]) -> str | None:
     t, m = report["totals"], report["memory_aware"]
-    if not t["ratio"]:
+    if not t.get("ratio"):
         return None
     return (f"The twin costs {1 / t['ratio']:.2f}x the spiking model in the 45 nm estimate"
             + (f" and {1 / m['ratio']:.2f}x in the memory-aware one." if m["ratio"] else "."))
@@ -135,6 +156,7 @@ def format_summary(report: dict[str, Any], width: int = WIDTH) -> str:
     sentence = _ratio_sentence(report)
     if sentence:
         lines.append(wrap(sentence, "  ", "  "))
+    lines += [wrap(u, "  ", "  ") for u in _uncounted(report)]
     for side, title in _sides(report):
         rows = largest_layers(report, side)
         total = sum(r["model"] == side for r in report["layers"])
@@ -161,6 +183,7 @@ def format_report(report: dict[str, Any]) -> str:
     sentence = _ratio_sentence(report)
     if sentence:
         lines.append(f"  {sentence}")
+    lines += [f"  {u}" for u in _uncounted(report)]
     lines += ["", "Assumptions:"]
     lines.extend(f"  - {a}" for a in report["assumptions"])
     return "\n".join(lines)
@@ -173,6 +196,7 @@ def format_markdown(report: dict[str, Any]) -> str:
     sentence = _ratio_sentence(report)
     if sentence:
         lines += ["", sentence]
+    lines += [f"\n{u}" for u in _uncounted(report)]
     for side, title in _sides(report):
         lines += ["", f"## {title}: every layer", ""]
         lines += _markdown(_cells([r for r in report["layers"] if r["model"] == side]), left=5)

@@ -1,10 +1,13 @@
-"""Bar chart of the per-layer energy of the spiking model and its twin (matplotlib, Agg)."""
+"""Bar chart of the per-layer energy of the spiking model and its twin, or of a model alone (matplotlib, Agg)."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
+
+from ..atomic import write_atomic
 
 
 def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -12,7 +15,7 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
 
     Rows with no AC and no MAC in either model (LayerNorm, softmax, neuron
     updates: unpriced in the 45 nm estimate) are left out; the title says so.
-    The format follows the file's suffix (PNG by default).
+    The format follows the file's suffix (PNG by default); the file is written atomically.
     """
     import matplotlib
 
@@ -30,10 +33,14 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     fig, ax = plt.subplots(figsize=(9, height))
     try:
         ys = range(len(names))
-        ax.barh([y - 0.2 for y in ys], [energy["snn"].get(n, 0.0) for n in names], height=0.4,
-                label=f"SNN {report['model']}", color="tab:orange")
-        ax.barh([y + 0.2 for y in ys], [energy["ann"].get(n, 0.0) for n in names], height=0.4,
-                label=f"ANN {report['twin']}", color="tab:blue")
+        sides = [side for side in ("snn", "ann") if side in report["totals"]]
+        labels = {"snn": f"SNN {report['model']}", "ann": f"ANN {report['twin']}"}
+        colours = {"snn": "tab:orange", "ann": "tab:blue"}
+        width = 0.8 / len(sides)
+        for k, side in enumerate(sides):
+            offset = (k - (len(sides) - 1) / 2) * width
+            ax.barh([y + offset for y in ys], [energy[side].get(n, 0.0) for n in names], height=width,
+                    label=labels[side], color=colours[side])
         ax.set_yticks(list(ys))
         ax.set_yticklabels(names, fontsize=7)
         ax.invert_yaxis()
@@ -41,13 +48,15 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
         t = report["totals"]
         ratio = "" if t["ratio"] is None else f", SNN/ANN = {t['ratio']:.3f}"
         d = report["data"]
-        ax.set_title(f"{report['model']} vs {report['twin']}: {d['samples']} samples, {d['padding']} positions{ratio}\n"
+        ax.set_title(f"{' vs '.join(str(report['model' if side == 'snn' else 'twin']) for side in sides)}: "
+                     f"{d['samples']} samples, {d['padding']} positions{ratio}\n"
                      "(rows with neither AC nor MAC left out)", fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         out = Path(path)
-        fig.savefig(out, dpi=120)
+        buffer = io.BytesIO()  # drawn in memory, then written atomically: a failed write leaves no half file
+        fig.savefig(buffer, format=out.suffix.lstrip(".").lower() or "png", dpi=120)
     finally:
         plt.close(fig)
-    return out
+    return write_atomic(out, buffer.getvalue())

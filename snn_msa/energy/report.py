@@ -17,54 +17,32 @@ from torch import nn
 
 from . import memory
 from .constants import E_AC_PJ, E_MAC_PJ, FIFO_CAPACITY, OTHER_OPS, WORD_BYTES, energy_45nm_pj
+from spikingjelly.activation_based.neuron import BaseNode
+
+from ..neurons import LIF, ConnectedLIF
 from .counting import PADDING, LayerCount, count_batches
 
 SCHEMA = "snn-msa-energy/1"
 REPORT_KEYS = ("schema", "model", "twin", "models", "data", "layers", "totals", "memory_aware", "constants",
-               "assumptions", "warnings")
+               "uncounted", "assumptions", "warnings")
 LAYER_KEYS = ("name", "model", "module", "stage", "modality", "operation", "operands", "input_firing_rate",
               "output_firing_rate", "dense", "ac", "mac", "other", "energy_pj", "share", "memory_aware_pj")
 TOTAL_KEYS = ("ac", "mac", "other", "dense", "energy_pj", "firing_rate", "other_pj_if_mac")
 MEMORY_KEYS = ("energy_pj", "ops_pj", "addressing_pj", "memory_pj")
+UNCOUNTED_KEYS = ("model", "name", "operation", "calls")
 DEFAULT_BATCH = 32
-STAGES = {"projections": "projection", "single_modal": "single-modal", "fusion": "fusion", "heads": "head"}
-LETTERS = {"T": "text", "A": "audio", "V": "vision"}
 
 
 class EnergyError(Exception):
     """An expected failure of the energy report (unknown model, no twin, bad option); the message says what to do."""
 
 
-def stage_of(name: str) -> str:
-    """``projection``, ``single-modal``, ``fusion`` or ``head`` from a module's dotted name ("-" otherwise).
-
-    >>> stage_of("single_modal.audio.0.attention.query"), stage_of("heads.M.1")
-    ('single-modal', 'head')
-    """
-    return STAGES.get(name.split(".", 1)[0], "-")
-
-
-def modality_of(name: str) -> str:
-    """The modality a row works on: ``text``/``audio``/``vision``, ``joint`` (fusion, joint heads) or "-".
-
-    >>> modality_of("projections.vision"), modality_of("fusion.0.ffn"), modality_of("heads.T.1"), modality_of("heads.TAV.1")
-    ('vision', 'joint', 'text', 'joint')
-    """
-    parts = name.split(".")
-    if parts[0] in ("projections", "single_modal") and len(parts) > 1:
-        return parts[1]
-    if parts[0] == "fusion":
-        return "joint"
-    if parts[0] == "heads" and len(parts) > 1:
-        return LETTERS.get(parts[1], "joint")
-    return "-"
-
-
 # -- the two models ------------------------------------------------------------------------------
 
-def _twin_of(model: nn.Module, name: str, dims: tuple[int, int, int], overrides: dict[str, Any]) -> tuple[nn.Module, str]:
-    """The non-spiking twin of ``model`` (entry ``name``): its card's twin with the same overrides, or
-    the same config with ``spiking=False`` for entries whose card names none."""
+def _twin_of(model: nn.Module, name: str, dims: tuple[int, int, int],
+             overrides: dict[str, Any]) -> tuple[nn.Module | None, str | None]:
+    """The non-spiking twin of ``model`` (entry ``name``): its card's twin with the same overrides,
+    the same config with ``spiking=False`` for entries whose card names none, else ``(None, None)``."""
     from ..registry import create_model, get_card
 
     twin_name = get_card(name).twin
@@ -74,31 +52,40 @@ def _twin_of(model: nn.Module, name: str, dims: tuple[int, int, int], overrides:
         return twin, twin_name
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config) or not hasattr(config, "spiking"):
-        raise EnergyError(f"model {name!r} names no non-spiking twin on its card and has no 'spiking' setting to turn off.")
+        return None, None
     twin = type(model)(dataclasses.replace(config, spiking=False))
     return twin, f"{name} (spiking=False)"
 
 
-def _spiking_partner(name: str) -> str:
-    """The spiking entry whose card names ``name`` as its twin."""
+def _spiking_partner(name: str) -> str | None:
+    """The spiking entry whose card names ``name`` as its twin (None if none does)."""
     from ..registry import get_card, list_models
 
     for other in list_models():
         if get_card(other).twin == name:
             return other
-    raise EnergyError(f"{name!r} is a non-spiking model and no spiking entry names it as its twin; give a spiking model.")
+    return None
+
+
+NEURONS = (LIF, ConnectedLIF, BaseNode)
 
 
 def _is_spiking(model: nn.Module) -> bool:
+    """The config's ``spiking`` setting where it has one, else whether any spiking neuron is in the model."""
     config = getattr(model, "config", None)
-    return bool(getattr(config, "spiking", True))
+    if hasattr(config, "spiking"):
+        return bool(config.spiking)
+    return any(isinstance(m, NEURONS) for m in model.modules())
 
 
 UNTRAINED_TWIN = "untrained (random initialisation), since its counts are dense and do not depend on its weights"
 
 
 def _load_models(model_name, checkpoint, overrides, dims_for, seed):
-    """(snn, snn_name, ann, ann_name, {"snn": weights note, "ann": weights note}, checkpoint dict or None, dims)."""
+    """({side: (model, name, weights note)} for "snn" and/or "ann", checkpoint dict or None, dims).
+
+    A model with a partner (a spiking entry and its twin) gives both sides; one
+    without (a conventional baseline, say) gives its own side alone."""
     from ..registry import UnknownModelError, create_model
 
     if checkpoint is not None:
@@ -133,14 +120,18 @@ def _load_models(model_name, checkpoint, overrides, dims_for, seed):
     if not _is_spiking(model):
         # A twin was asked for: compare it with the spiking entry it is the twin of.
         partner = _spiking_partner(name)
-        ann, ann_name = model, name
-        torch.manual_seed(seed)
-        snn = create_model(partner, feature_dims=dims, **{k: v for k, v in overrides.items() if k != "spiking"})
-        notes = {"snn": f"untrained (random initialisation, torch seed {seed}): {name} is its non-spiking twin",
-                 "ann": weights}
-        return snn, partner, ann, ann_name, notes, ckpt, dims
+        sides = {"ann": (model, name, weights)}
+        if partner is not None:
+            torch.manual_seed(seed)
+            snn = create_model(partner, feature_dims=dims, **{k: v for k, v in overrides.items() if k != "spiking"})
+            note = f"untrained (random initialisation, torch seed {seed}): {name} is its non-spiking twin"
+            sides = {"snn": (snn, partner, note), **sides}
+        return sides, ckpt, dims
+    sides = {"snn": (model, name, weights)}
     ann, ann_name = _twin_of(model, name, dims, overrides)
-    return model, name, ann, ann_name, {"snn": weights, "ann": UNTRAINED_TWIN}, ckpt, dims
+    if ann is not None:
+        sides["ann"] = (ann, ann_name, UNTRAINED_TWIN)
+    return sides, ckpt, dims
 
 
 def _load_data(ckpt, data, dataset, dims):
@@ -176,8 +167,8 @@ def _row(count: LayerCount, model: str, samples: int) -> dict[str, Any]:
         "name": count.name,
         "model": model,
         "module": count.module,
-        "stage": stage_of(count.name),
-        "modality": modality_of(count.name),
+        "stage": count.stage,
+        "modality": count.modality,
         "operation": count.operation,
         "operands": count.operands,
         "input_firing_rate": rate(count.input_firing_rate),
@@ -203,6 +194,13 @@ def _totals(rows: list[dict[str, Any]], counts: list[LayerCount]) -> dict[str, A
     for row in rows:
         row["share"] = row["energy_pj"] / totals["energy_pj"] if totals["energy_pj"] else 0.0
     return {key: totals[key] for key in TOTAL_KEYS}
+
+
+def _ratio(totals: dict[str, Any]) -> float | None:
+    """SNN energy over ANN energy, None when a side is missing or the ANN costs nothing."""
+    if "snn" not in totals or "ann" not in totals or not totals["ann"]["energy_pj"]:
+        return None
+    return totals["snn"]["energy_pj"] / totals["ann"]["energy_pj"]
 
 
 def _memory_totals(counts: list[LayerCount], samples: int) -> dict[str, float]:
@@ -277,7 +275,7 @@ def energy_report(
         loaded["ds"] = _load_data(None, data, dataset, None)
         return tuple(loaded["ds"].feature_dims)
 
-    snn, snn_name, ann, ann_name, weights, ckpt, dims = _load_models(model_name, checkpoint, overrides, dims_for, seed)
+    sides, ckpt, dims = _load_models(model_name, checkpoint, overrides, dims_for, seed)
     ds = loaded.get("ds") or _load_data(ckpt, data, dataset, dims)
     if tuple(ds.feature_dims) != tuple(dims):
         raise EnergyError(f"the model takes feature dims {tuple(dims)} (text, audio, vision) but {ds.source} has "
@@ -291,7 +289,7 @@ def energy_report(
     batch_size = min(int(batch_size), used)
 
     counters = {}
-    for side, model in (("snn", snn), ("ann", ann)):
+    for side, (model, _, _) in sides.items():
         model.to("cpu")
         counters[side] = count_batches(model, _batches(the_split, used, batch_size), padding)
 
@@ -302,22 +300,24 @@ def energy_report(
         totals[side] = _totals(rows, counts)
         memory_aware[side] = _memory_totals(counts, used)
         layers.extend(rows)
-    totals["ratio"] = totals["snn"]["energy_pj"] / totals["ann"]["energy_pj"] if totals["ann"]["energy_pj"] else None
-    memory_aware["ratio"] = (memory_aware["snn"]["energy_pj"] / memory_aware["ann"]["energy_pj"]
-                             if memory_aware["ann"]["energy_pj"] else None)
+    totals["ratio"] = _ratio(totals)
+    memory_aware["ratio"] = _ratio(memory_aware)
     memory_aware["method"] = ("Lemaire et al. 2022 (arXiv:2210.13107) as SpikingJelly 2.x implements it, per layer, "
                               "extended to attention, LayerNorm, softmax, residual adds and the recurrence")
 
-    warnings = [f"{side}: {name} ({kind}) is not counted: no rule for it"
-                for side, counter in counters.items() for name, kind in counter.not_counted.items()]
+    uncounted = [{"model": side, "name": name, "operation": what, "calls": calls}
+                 for side, counter in counters.items() for (name, what), calls in counter.uncounted.items()]
+    warnings = [f"{u['model']}: {u['operation']} in {u['name'] or 'the model'} is not counted ({u['calls']} calls): "
+                "no rule for it (docs/energy.md says how to add one)" for u in uncounted]
+    warnings += [f"{side}: {sides[side][1]} gives no valid positions (no energy_scopes method), so padded "
+                 "positions are counted too" for side, counter in counters.items()
+                 if not counter.scoped and padding == "real"]
     report = {
         "schema": SCHEMA,
-        "model": snn_name,
-        "twin": ann_name,
-        "models": {
-            "snn": {"name": snn_name, "config": _config(snn), "weights": weights["snn"]},
-            "ann": {"name": ann_name, "config": _config(ann), "weights": weights["ann"]},
-        },
+        "model": sides["snn"][1] if "snn" in sides else None,
+        "twin": sides["ann"][1] if "ann" in sides else None,
+        "models": {side: {"name": name, "config": _config(model), "weights": note}
+                   for side, (model, name, note) in sides.items()},
         "data": {
             "source": ds.source,
             "synthetic": bool(getattr(ds, "is_synthetic", False)),
@@ -343,6 +343,7 @@ def energy_report(
                 "fifo_capacity": FIFO_CAPACITY,
             },
         },
+        "uncounted": uncounted,
         "warnings": warnings,
     }
     report["assumptions"] = assumptions(report)
@@ -366,15 +367,22 @@ def assumptions(report: dict[str, Any]) -> list[str]:
     m = c["memory_aware"]
     data = f"{d['source']}" + (" (SYNTHETIC: the numbers say nothing about real data)" if d["synthetic"] else "")
     padding = (
-        "Only real positions count: frames beyond a sample's length are left out (the dense implementation computes "
-        "them; a careful one would not). Q K^T and softmax x V count n_q x n_k pairs per head, over the joint fusion "
-        "sequence n = the sum of the modalities' real lengths (L_joint^2 per head); neuron states carried across "
-        "padded positions of the joint sequence are those the dense model computed."
+        "Only valid positions count, padding excluded: a (sample, step) beyond a sample's length is an artifact of "
+        "batching that a deployed model does not compute. Each model says which positions are valid in each of its "
+        "parts (its energy_scopes method); attention counts the query-key pairs of valid queries and valid keys "
+        "(n_q x n_k per head and sample, over the joint sequence in SGMT's fusion layers); neuron states carried "
+        "across padded positions are those the dense model computed."
         if d["padding"] == "real" else
         "Every position counts, padded ones included, as the dense implementation computes them (L^2 query-key "
-        "pairs per head, L_joint^2 in the fusion layers)."
+        "pairs per head)."
     )
     asked = "" if d["samples"] == d["requested_samples"] else f" ({d['requested_samples']} asked; the split has no more)"
+    o = c["other_ops"]
+    priced = " and ".join(f"{energy(t[side]['other_pj_if_mac'])} ({side.upper()})" for side in ("snn", "ann") if side in t)
+    models = [f"Spiking model {report['models']['snn']['name']}: {report['models']['snn']['weights']}."
+              if "snn" in report["models"] else "No spiking model: the entry has no spiking partner.",
+              f"Non-spiking model {report['models']['ann']['name']}: {report['models']['ann']['weights']}."
+              if "ann" in report["models"] else "No non-spiking twin: the entry's card names none."]
     return [
         f"45 nm estimate: E = {c['e_ac_pj']} pJ x AC + {c['e_mac_pj']} pJ x MAC (Horowitz 2014, 45 nm CMOS, 32-bit "
         "floating point; compute only, no data movement).",
@@ -383,26 +391,26 @@ def assumptions(report: dict[str, Any]) -> list[str]:
         f"{', '.join(f'{int(b)} B: {p:g} pJ/B' for b, p in m['sram_pj_per_byte'])}), buffers sized per sample, "
         f"spike FIFOs of {m['fifo_capacity']} words; bias adds count there, and other operations are priced as one "
         "multiply-add each.",
-        "Spike x weight = accumulates (AC = SOP = nnz(input) x fan-out): the Q, K, V and FFN linears after LIF neurons "
-        "in the spiking model, and the connected neuron's omega recurrence (sum_t nnz(s[t-1]) x F, reported by the "
-        "neuron itself because its kernel is invisible to dispatch-level counters).",
-        "Real x real = multiply-accumulates (MAC): the Conv1d input projections, Q K^T and softmax x V (Q and K are "
-        "spikes times weights, so real-valued), the heads, and every product of the twin.",
+        "Counted by rules keyed by module type and torch function (docs/energy.md), the same for every model: a "
+        "product with a spike (binary) operand = accumulates (AC = SOP = nnz(spikes) x fan-out; spike x spike: the "
+        "coincidences), e.g. the linears after LIF neurons and the connected neuron's omega recurrence (sum_t "
+        "nnz(s[t-1]) x F, reported by the neuron itself because its kernel is invisible to dispatch-level counters).",
+        "A product of real operands = multiply-accumulates (MAC): convolutions, linears and recurrent gates on real "
+        "input, Q K^T and softmax x V (Q and K are spikes times weights, so real-valued), matmul/bmm/einsum products "
+        "(outer-product and low-rank fusion), the heads, and every product of a non-spiking model.",
         f"Other operations are listed per row but not priced in the 45 nm estimate: per element LayerNorm "
-        f"{c['other_ops']['layernorm']}, softmax {c['other_ops']['softmax']}, Q scaling {c['other_ops']['q_scale']}, "
-        f"scale1 and residual adds {c['other_ops']['residual']}, bias add {c['other_ops']['bias']}, ReLU "
-        f"{c['other_ops']['relu']}; neuron update {c['other_ops']['neuron']} per neuron and step. Priced at E_MAC they "
-        f"would add {energy(t['snn']['other_pj_if_mac'])} (SNN) and {energy(t['ann']['other_pj_if_mac'])} (ANN) per sample.",
-        "Bias adds are not accumulates here (they are other operations), so the twin has no AC.",
+        f"{o['layernorm']}, BatchNorm {o['batchnorm']}, softmax {o['softmax']}, bias add {o['bias']}, activation "
+        f"{o['activation']}, elementwise "
+        f"step {o['elementwise']} (per output element; reductions per input element); per hidden unit and step LSTM "
+        f"{o['lstm_cell']}, GRU {o['gru_cell']}, RNN {o['rnn_cell']}; neuron update {o['neuron']} per neuron and "
+        f"step. Priced at E_MAC they would add {priced} per sample.",
+        "Bias adds are not accumulates here (they are other operations), so a non-spiking model has no AC.",
         padding,
         f"Counts are per sample, averaged over {d['samples']} samples{asked}: the first of the {d['split']} split, in "
-        f"batches of {d['batch_size']} (the spike-generated attention scales by the batch's firing rate, so spikes "
-        "depend on the batch).",
+        f"batches of {d['batch_size']}.",
         f"Data: {data}.",
-        f"Spiking model {report['models']['snn']['name']}: {report['models']['snn']['weights']}.",
-        f"Twin {report['models']['ann']['name']}: same architecture and overrides, every LIF the identity and "
-        f"scale2 = sqrt(d); {report['models']['ann']['weights']}.",
-        "Not counted: data movement (45 nm estimate), the padding mask on the inputs, the masked-mean pooling before "
-        "the heads, attention masking, the firing-rate and scale2 reductions, dropout (inactive in evaluation), and "
-        "any backward pass (inference only, float32 on the CPU).",
+        *models,
+        "Not counted: data movement (45 nm estimate), functions that only move or view data (reshape, cat, "
+        "indexing...), dropout (inactive in evaluation), and any backward pass (inference only, float32 on the CPU); "
+        "any other operation without a rule is listed under uncounted and in the warnings below.",
     ] + [f"Warning: {w}." for w in report["warnings"]]

@@ -13,8 +13,11 @@
 
 Each takes a :class:`~snn_msa.training.TrainSettings` that every run shares
 (data, seeds, epochs, recipe, device, model overrides) and an output folder.
-Runs live in ``DIR/runs/<name>/``; finished ones are reused and started ones
-resumed, so running the same call again continues an interrupted experiment.
+Each (run, seed) is a trial of an Optuna study (:mod:`.study`, :mod:`.trials`)
+in ``DIR/study.journal`` or ``storage=``, trained by workers (:mod:`.worker`)
+into ``DIR/runs/<name>_seed-<seed>/``: workers anywhere share one study,
+``jobs=N`` starts N local ones, a killed worker's trial is taken over, and
+the same call on a finished study trains nothing and only rebuilds the tables.
 """
 
 from ..training import TrainSettings
@@ -23,9 +26,11 @@ from .compare import DEFAULT_MODELS, ENERGY_SAMPLES, run_comparison
 from .errors import ExperimentError
 from .grid import PAPER_SCALE1, PAPER_STRENGTH, grid_runs, run_grid, select_best
 from .runs import Run, RunOutcome, execute_runs, run_name
+from .study import DEFAULT_HEARTBEAT, open_storage
 
 __all__ = [
     "ABLATION",
+    "DEFAULT_HEARTBEAT",
     "DEFAULT_MODELS",
     "ENERGY_SAMPLES",
     "ExperimentError",
@@ -36,6 +41,7 @@ __all__ = [
     "TrainSettings",
     "execute_runs",
     "grid_runs",
+    "open_storage",
     "run_ablation",
     "run_comparison",
     "run_grid",

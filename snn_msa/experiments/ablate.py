@@ -15,6 +15,7 @@ from typing import Any
 from ..metrics import METRIC_KEYS, metric_family
 from ..training import TrainSettings
 from .paper import paper_numbers, paper_source
+from .study import DEFAULT_HEARTBEAT
 from .runs import Echo, Run, execute_runs, load_experiment_data
 from .tables import metric_columns, models_markdown, outcome_row, settings_lines, write_csv, write_markdown
 
@@ -28,6 +29,9 @@ def run_ablation(
     *,
     dataset=None,
     jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    heartbeat: int = DEFAULT_HEARTBEAT,
     verbose: bool = False,
     echo: Echo | None = None,
 ) -> dict[str, Any]:
@@ -38,7 +42,12 @@ def run_ablation(
             overrides such as ``scale1``, ``strength`` or ``d_model`` (its ``model`` is replaced).
         out: the experiment folder; runs go to ``out/runs/<name>``.
         dataset: the loaded data (default: loaded from ``base``).
-        jobs: runs trained at once, each in its own process.
+        jobs: local worker processes sharing the study (1: this process works).
+        storage: the study's storage: a journal file path or a database URL
+            (default: the journal file ``out/study.journal``).
+        study: the study's name (default: the name of ``out``).
+        heartbeat: seconds between a worker's heartbeats; a trial silent for 3 times
+            as long is taken over by another worker.
         verbose: show the trainer's epoch lines.
         echo: where progress lines go (``None``: nowhere).
 
@@ -49,7 +58,8 @@ def run_ablation(
     profile = dataset.profile.name
     keys = METRIC_KEYS[metric_family(profile)]
     runs = [Run(model, {}, label) for model, label in ABLATION]
-    outcomes = execute_runs(runs, base, out, dataset=dataset, jobs=jobs, verbose=verbose, echo=echo)
+    outcomes = execute_runs(runs, base, out, dataset=dataset, jobs=jobs, storage=storage, study=study,
+                            heartbeat=heartbeat, kind="ablate", verbose=verbose, echo=echo)
     rows = []
     for outcome in outcomes:
         paper = paper_numbers(outcome.run.model, profile)

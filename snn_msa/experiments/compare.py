@@ -23,6 +23,7 @@ from ..registry import create_model
 from ..training import TrainSettings
 from .errors import ExperimentError
 from .paper import paper_numbers, paper_source
+from .study import DEFAULT_HEARTBEAT
 from .runs import Echo, Run, RunOutcome, execute_runs, load_experiment_data
 from .tables import (
     count_text,
@@ -80,6 +81,9 @@ def run_comparison(
     *,
     dataset=None,
     jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    heartbeat: int = DEFAULT_HEARTBEAT,
     energy_samples: int = ENERGY_SAMPLES,
     verbose: bool = False,
     echo: Echo | None = None,
@@ -92,7 +96,12 @@ def run_comparison(
             overrides (its ``model`` is replaced).
         out: the experiment folder; runs go to ``out/runs/<name>``.
         dataset: the loaded data (default: loaded from ``base``).
-        jobs: runs trained at once, each in its own process.
+        jobs: local worker processes sharing the study (1: this process works).
+        storage: the study's storage: a journal file path or a database URL
+            (default: the journal file ``out/study.journal``).
+        study: the study's name (default: the name of ``out``).
+        heartbeat: seconds between a worker's heartbeats; a trial silent for 3 times
+            as long is taken over by another worker.
         energy_samples: test samples the energy count averages over (0: no energy column).
         verbose: show the trainer's epoch lines.
         echo: where progress lines go (``None``: nowhere).
@@ -110,7 +119,8 @@ def run_comparison(
     profile = dataset.profile.name
     keys = METRIC_KEYS[metric_family(profile)]
     check_shared_overrides(models, base.model_overrides, dataset.feature_dims)
-    outcomes = execute_runs([Run(m) for m in models], base, out, dataset=dataset, jobs=jobs, verbose=verbose, echo=echo)
+    outcomes = execute_runs([Run(m) for m in models], base, out, dataset=dataset, jobs=jobs, storage=storage,
+                            study=study, heartbeat=heartbeat, kind="compare", verbose=verbose, echo=echo)
 
     rows, notes, uncounted = [], [], []
     for outcome in outcomes:

@@ -17,6 +17,7 @@ from ..metrics import METRIC_KEYS, metric_family, primary_metric
 from ..training import TrainSettings
 from .errors import ExperimentError
 from .plots import grid_figure
+from .study import DEFAULT_HEARTBEAT
 from .runs import Echo, Run, execute_runs, load_experiment_data
 from .tables import (
     markdown_table,
@@ -56,7 +57,7 @@ def check_values(name: str, values: Sequence[float], *, allow_zero: bool) -> tup
 
 def grid_runs(model: str, scale1s: Sequence[float], strengths: Sequence[float]) -> list[Run]:
     """The runs of the grid in the paper's order: strength by strength, scale1 within."""
-    return [Run(model, {"scale1": s1, "strength": st}) for st in strengths for s1 in scale1s]
+    return [Run(model, {"scale1": s1, "strength": st}, searched=("scale1", "strength")) for st in strengths for s1 in scale1s]
 
 
 def select_best(rows: Sequence[dict[str, Any]], key: str = "valid_loss_mean") -> int | None:
@@ -85,6 +86,9 @@ def run_grid(
     *,
     dataset=None,
     jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    heartbeat: int = DEFAULT_HEARTBEAT,
     metric: str | None = None,
     verbose: bool = False,
     echo: Echo | None = None,
@@ -119,7 +123,8 @@ def run_grid(
         raise ExperimentError(f"metric {metric!r} is not reported on {profile}; choose one of {', '.join(keys)}.")
 
     runs = grid_runs(model, scale1s, strengths)
-    outcomes = execute_runs(runs, base.with_changes(model=model), out, dataset=dataset, jobs=jobs, verbose=verbose, echo=echo)
+    outcomes = execute_runs(runs, base.with_changes(model=model), out, dataset=dataset, jobs=jobs, storage=storage,
+                            study=study, heartbeat=heartbeat, kind="grid", verbose=verbose, echo=echo)
     rows = []
     for outcome in outcomes:
         row = outcome_row(outcome, keys)

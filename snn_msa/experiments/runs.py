@@ -1,48 +1,41 @@
-"""The runs of an experiment: one folder per setting, reused when finished, resumed when interrupted.
+"""The runs of an experiment, trained as the trials of an Optuna study; their outcomes, for the tables.
 
 A run is one zoo model with the model overrides that set it apart (for a grid
 cell, ``scale1`` and ``strength``), trained with the experiment's shared
-:class:`~snn_msa.training.TrainSettings` (data, seeds, epochs, recipe). It lives
-in ``DIR/runs/<name>/``, the name spelled from the model and every model
-override, for example ``sgmt-tav_scale1-0.5_strength-0.01``. Before training,
-each run is looked up there:
+:class:`~snn_msa.training.TrainSettings` (data, seeds, epochs, recipe). Each
+(run, seed) is one trial of the experiment's study (:mod:`.trials`), trained by
+whichever worker takes it (:mod:`.worker`) into ``DIR/runs/<name>_seed-<seed>/``,
+the name spelled from the model and every model override, for example
+``sgmt-tav_scale1-0.5_strength-0.01_seed-1111``.
 
-- **finished**: ``results.json`` records the same model, overrides, seeds,
-  recipe and data (by the fingerprint of each split), so it is read, not trained;
-- **started**, or finished with other seeds or epochs: the trainer continues
-  it (``resume=True``): a finished seed is only tested again, an interrupted one
-  continues from its last completed epoch, new seeds or more epochs extend it;
-- otherwise it is trained from scratch.
-
-An interrupted experiment therefore continues where it stopped when the same
-command is run again. With ``jobs > 1`` the runs left to train go to a pool of
-spawned processes; each sets ``torch.set_num_threads(max(1, cores // workers))``
-so the workers do not fight over the cores, unless the shared settings name
-``threads`` (``snn-msa`` passes 1, as ``snn-msa train`` does, so a result does not
-depend on how many jobs trained it).
+:func:`execute_runs` opens (or creates) the study, queues again the trials
+that an error or an interruption left without a result, runs ``jobs`` workers
+until every trial has one, and reads each run's outcome back from the study
+and the ``results.json`` of its seeds. Run on a finished study it trains
+nothing and only reads. A trial whose folder already holds a finished run
+with the same settings and data is read, not trained; a started one is
+continued from its last completed epoch.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import re
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..training import NonFiniteLossError, TrainSettings, train
-from ..training.data_source import data_spec, load_eval_data, load_training_data
-from ..training.errors import CheckpointError
-from ..training.results import RESULTS_FORMAT, mean_std
+from ..training import TrainSettings
+from ..training.data_source import data_spec, load_training_data
+from ..training.results import RESULTS_FORMAT, aggregate, mean_std
 from .errors import ExperimentError
+from .study import DEFAULT_HEARTBEAT, describe_storage, open_storage, open_study
+from .trials import TrialPlan, survey, trial_folder
+from .worker import WorkerJob, grid_sampler, run_local_workers, work
 
 RUNS_FOLDER = "runs"
-STATUSES = ("reused", "resumed", "trained", "failed")
+STATUSES = ("done", "failed")
 
 Echo = Callable[[str], None]
 
@@ -56,11 +49,20 @@ class Run:
         overrides: model keyword overrides of this run, on top of the experiment's
             shared ones (for example ``{"scale1": 0.5, "strength": 0.01}``).
         label: how tables name the run (default: the model name).
+        searched: the overrides that are the study's parameters (a grid's
+            ``("scale1", "strength")``); none: the model name is.
     """
 
     model: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
     label: str | None = None
+    searched: tuple[str, ...] = ()
+
+    def study_params(self) -> dict[str, Any]:
+        """The run's parameters in the study: its searched overrides, or ``{"model": name}``."""
+        if self.searched:
+            return {name: self.overrides[name] for name in self.searched}
+        return {"model": self.model}
 
     def merged_overrides(self, base: TrainSettings) -> dict[str, Any]:
         """This run's overrides first, then the experiment's shared ones not set here (sorted)."""
@@ -75,7 +77,7 @@ class Run:
     def settings(self, base: TrainSettings, folder: Path, *, resume: bool, quiet: bool) -> TrainSettings:
         """The trainer's settings of this run: ``base`` with this model, these overrides and this folder.
 
-        TensorBoard logs, when asked for, go to ``<base.tensorboard>/<run name>``.
+        TensorBoard logs, when asked for, go to ``<base.tensorboard>/<run name>`` (the trainer adds ``seed-<s>``).
         """
         board = None if base.tensorboard is None else str(Path(base.tensorboard) / self.name(base))
         return base.with_changes(model=self.model, model_overrides=self.merged_overrides(base), out=str(folder),
@@ -84,19 +86,17 @@ class Run:
 
 @dataclass
 class RunOutcome:
-    """What became of one run.
+    """What became of one run, over its seeds.
 
     Attributes:
         run: the setting.
-        name: its folder name.
-        folder: ``DIR/runs/<name>``.
-        status: ``"reused"`` (finished before, read as it was), ``"resumed"`` (a
-            started run continued, or a finished one extended to more seeds or
-            epochs), ``"trained"`` (trained from scratch now) or ``"failed"`` (the
-            loss became NaN or infinite; ``error`` says so).
-        results: the content of its ``results.json`` (``None`` when failed).
+        name: its name (the seeds' folders are ``DIR/runs/<name>_seed-<seed>``).
+        folder: the first seed's folder (the comparison keeps its energy count there).
+        status: ``"done"`` (every seed trained) or ``"failed"`` (a seed's loss
+            became NaN or infinite; ``error`` says so).
+        results: the seeds' results combined (:func:`combine_seeds`; ``None`` when failed).
         error: why it failed.
-        seconds: wall time spent on it now.
+        folders: seed -> its folder.
     """
 
     run: Run
@@ -105,14 +105,17 @@ class RunOutcome:
     status: str
     results: dict[str, Any] | None = None
     error: str | None = None
-    seconds: float = 0.0
+    folders: dict[int, Path] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The numbers a table shows: validation loss, test metrics (mean and std over seeds), firing rate."""
         if self.results is None:
             return {"seeds": 0, "valid_loss": {"mean": None, "std": None}, "test": {"mean": {}, "std": {}},
                     "firing_rate": {"mean": None, "std": None}, "best_epoch": None, "checkpoints": []}
-        return summarize(self.results, self.folder)
+        summary = summarize(self.results)
+        summary["checkpoints"] = [str(self.folders[s["seed"]] / f"seed-{s['seed']}" / "best.pt")
+                                  for s in self.results["seeds"]]
+        return summary
 
 
 def run_name(model: str, overrides: Mapping[str, Any]) -> str:
@@ -135,8 +138,8 @@ def _spell(value: Any) -> str:
     return str(value)
 
 
-def summarize(results: dict[str, Any], folder: Path | None = None) -> dict[str, Any]:
-    """Mean and standard deviation over seeds of what a ``results.json`` reports.
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds of what a ``results.json`` (or :func:`combine_seeds`) reports.
 
     The validation loss is each seed's best one (the MAE of head M that chose
     its best epoch); the test metrics are those of the best epoch's weights.
@@ -146,15 +149,38 @@ def summarize(results: dict[str, Any], folder: Path | None = None) -> dict[str, 
     test = results.get("test") or {}
     rate = results.get("firing_rate") or {}
     epoch = results.get("best_epoch") or {}
-    where = Path(folder) if folder is not None else Path(results.get("settings", {}).get("out", "."))
     return {
         "seeds": len(seeds),
         "valid_loss": {"mean": v_mean, "std": v_std},
         "test": {"mean": dict(test.get("mean") or {}), "std": dict(test.get("std") or {})},
         "firing_rate": {"mean": rate.get("mean"), "std": rate.get("std")},
         "best_epoch": epoch.get("mean"),
-        "checkpoints": [str(where / f"seed-{s['seed']}" / "best.pt") for s in seeds],
     }
+
+
+def combine_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's seeds (each a one-seed ``results.json``) as one results dict: mean and population std over seeds.
+
+    >>> one = lambda s, mae: {"seeds": [{"seed": s, "best_valid_loss": mae, "test_metrics": {"MAE": mae},
+    ...                                  "firing_rate": 0.1, "best_epoch": 2}]}
+    >>> round(combine_seeds([one(1, 0.2), one(2, 0.4)])["test"]["mean"]["MAE"], 6)
+    0.3
+    """
+    seeds = [results["seeds"][0] for results in per_seed]
+    first = per_seed[0] if per_seed else {}
+    return {
+        "model": first.get("model"),
+        "model_overrides": first.get("model_overrides"),
+        "seeds": seeds,
+        "test": aggregate([s.get("test_metrics") or {} for s in seeds]),
+        "firing_rate": _mean_std_dict([s.get("firing_rate") for s in seeds]),
+        "best_epoch": _mean_std_dict([s.get("best_epoch") for s in seeds]),
+    }
+
+
+def _mean_std_dict(values: list) -> dict[str, Any]:
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "n": len(values)}
 
 
 def load_experiment_data(base: TrainSettings, dataset=None):
@@ -170,6 +196,28 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
+def default_study_name(out: str | os.PathLike) -> str:
+    """The study's name when ``--study`` is not given: the experiment folder's name."""
+    return Path(out).expanduser().resolve().name
+
+
+def experiment_identity(kind: str, plan: TrialPlan, base: TrainSettings, spec: dict[str, Any]) -> dict[str, Any]:
+    """What makes two commands the same experiment: command, runs, searched values, seeds, recipe, data.
+
+    Device and thread count are left out: workers on a GPU and on CPUs may share a study.
+    """
+    recipe = {k: getattr(base, k) for k in ("epochs", "lr", "batch_size", "patience", "weight_decay", "grad_clip")}
+    return {
+        "command": kind,
+        "runs": list(plan.names),
+        "seeds": list(base.seeds),
+        "recipe": recipe,
+        "model_overrides": dict(sorted(base.model_overrides.items())),
+        "data": {"profile": spec["profile"], "fingerprints": spec["fingerprints"]},
+        "search_space": plan.search_space(),
+    }
+
+
 def execute_runs(
     runs: list[Run],
     base: TrainSettings,
@@ -177,72 +225,114 @@ def execute_runs(
     *,
     dataset=None,
     jobs: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    heartbeat: int = DEFAULT_HEARTBEAT,
+    kind: str = "runs",
     verbose: bool = False,
     echo: Echo | None = None,
 ) -> list[RunOutcome]:
-    """Bring every run in ``out/runs`` to finished: reuse, resume or train; in parallel with ``jobs > 1``.
+    """Bring every (run, seed) of the study to a result with ``jobs`` workers, then read the outcomes.
 
     Args:
         runs: the settings, in the order the outcomes come back.
         base: what every run shares (data, seeds, epochs, recipe, device, shared
-            model overrides); its ``model``, ``out``, ``resume`` and ``quiet`` are replaced per run.
-        out: the experiment folder.
+            model overrides); its ``model``, ``seeds``, ``out``, ``resume`` and ``quiet`` are replaced per trial.
+        out: the experiment folder (runs in ``out/runs``; the default journal file ``out/study.journal``).
         dataset: the loaded data (default: loaded from ``base``).
-        jobs: runs trained at once, each in its own process.
-        verbose: show the trainer's epoch lines (with ``jobs > 1`` they interleave).
+        jobs: local worker processes (1: this process works).
+        storage: the study's storage (:func:`~snn_msa.experiments.study.open_storage`; default the journal file).
+        study: the study's name (default: the folder's name).
+        heartbeat: seconds between a worker's heartbeats; a trial silent for 3 times as long is taken over.
+        kind: the experiment's command (``grid``, ``ablate``, ``compare``), recorded in the study.
+        verbose: show the trainer's epoch lines.
         echo: where progress lines go (``None``: nowhere).
 
     Raises:
-        ExperimentError: bad ``jobs``, two runs with one name, a folder that holds
-            a run on other data or with other settings.
+        ExperimentError: bad ``jobs``, two runs with one name, a study or folder
+            holding another experiment, an unreachable storage, a run the trainer
+            refused, or workers that all stopped before the study finished.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ExperimentError(f"jobs must be an integer >= 1 (processes training at once), got {jobs!r}.")
+        raise ExperimentError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}.")
     say = echo or (lambda line: None)
     dataset = load_experiment_data(base, dataset)
     spec = data_spec(dataset, base.data)
-    runs_dir = Path(out).expanduser() / RUNS_FOLDER
-
     names = [run.name(base) for run in runs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ExperimentError(f"the same setting is asked for twice ({', '.join(repeated)}); list each value once.")
+    plan = TrialPlan(tuple(run.study_params() for run in runs), tuple(base.seeds), tuple(names))
+    identity = experiment_identity(kind, plan, base, spec)
+    name = study or default_study_name(out)
+    where = describe_storage(storage, out)
+    the_study = open_study(open_storage(storage, out, heartbeat), name, identity, grid_sampler(plan), where)
 
-    outcomes: list[RunOutcome | None] = [None] * len(runs)
-    pending: list[tuple[int, TrainSettings]] = []
-    for index, (run, name) in enumerate(zip(runs, names)):
-        folder = runs_dir / name
-        probe = run.settings(base, folder, resume=False, quiet=True)
-        results = finished_results(folder, probe, spec)
-        if results is not None:
-            outcomes[index] = RunOutcome(run, name, folder, "reused", results)
-        else:
-            pending.append((index, run.settings(base, folder, resume=started(folder), quiet=not verbose)))
-
-    workers = min(jobs, len(pending))
+    state = survey(plan, the_study.get_trials(deepcopy=False))
+    for key in state.abandoned:
+        the_study.enqueue_trial(plan.trial_params(key))
+    left = len(plan.keys()) - len(state.results)
+    workers = min(jobs, max(left, 1))
     if workers > 1 and base.data is None and not spec["built_in"]:
-        say("a data set given as an object (not a file) cannot be sent to worker processes: training one run at a time")
+        say("a data set given as an object (not a file) cannot be sent to worker processes: one worker")
         workers = 1
-    threads = max(1, cpu_cores() // max(workers, 1))
-    reused = len(runs) - len(pending)
-    how = f" in {workers} processes of {base.threads or threads} torch thread(s) each" if workers > 1 else ""
-    say(f"{len(runs)} run(s) in {runs_dir}: {reused} finished before (reused), {len(pending)} to train{how}")
-    for index, outcome in enumerate(outcomes):
-        if outcome is not None:
-            say(_line(index, len(runs), outcome))
+    threads = base.threads or max(1, cpu_cores() // workers)
+    how = f"; {workers} worker processes of {threads} torch thread(s) each" if workers > 1 else ""
+    say(f"study {name!r} in {where}: {len(plan.keys())} trial(s) ({len(runs)} run(s) x {len(base.seeds)} seed(s)), "
+        f"{len(state.results)} with a result, {left} to train" + (how if left else ""))
+    job = WorkerJob(storage, str(out), name, heartbeat, identity, plan, tuple(runs), base, spec, verbose)
+    if left and workers > 1:
+        codes = run_local_workers(job, workers, threads, say)
+        if any(code != 0 for code in codes):
+            say(f"worker exit codes: {', '.join(str(c) for c in codes)}")
+    elif left:
+        work(job, the_study, dataset, say)
+    return collect_outcomes(job, the_study)
 
-    def finish(index: int, outcome: RunOutcome) -> None:
-        outcomes[index] = outcome
-        say(_line(index, len(runs), outcome))
 
-    if workers <= 1:
-        for index, settings in pending:
-            if settings.resume:
-                say(f"[{index + 1}/{len(runs)}] {names[index]}: continuing the run found in its folder")
-            finish(index, _train_here(runs[index], names[index], settings, dataset, say if verbose else None))
-    else:
-        _train_in_pool(runs, names, pending, spec, base.data, workers, threads, finish)
-    return [o for o in outcomes if o is not None]
+def collect_outcomes(job: WorkerJob, study) -> list[RunOutcome]:
+    """Each run's outcome from the study's results and its seeds' ``results.json``.
+
+    Raises:
+        ExperimentError: a (run, seed) has no result (the error that stopped it, or
+            workers that stopped before the study finished: rerun to continue).
+    """
+    from optuna.trial import TrialState
+
+    plan = job.plan
+    state = survey(plan, study.get_trials(deepcopy=False))
+    missing = [k for k in plan.keys() if k not in state.results]
+    if missing:
+        errors = [f"run {plan.label(k)}: {state.abandoned[k].user_attrs['error']}" for k in missing
+                  if k in state.abandoned and state.abandoned[k].user_attrs.get("outcome") == "error"]
+        if errors:
+            raise ExperimentError(errors[0])
+        raise ExperimentError(f"{len(missing)} trial(s) have no result yet ({plan.label(missing[0])}, ...): the workers "
+                              "stopped before the study finished. Run the same command again to continue.")
+    outcomes = []
+    for index, run in enumerate(job.runs):
+        name = plan.names[index]
+        folders = {seed: trial_folder(job.runs_dir, name, seed) for seed in plan.seeds}
+        failures = [state.results[(index, seed)] for seed in plan.seeds
+                    if state.results[(index, seed)].state != TrialState.COMPLETE]
+        first = folders[plan.seeds[0]]
+        if failures:
+            error = failures[0].user_attrs.get("error")
+            outcomes.append(RunOutcome(run, name, first, "failed", None, error, folders))
+            continue
+        per_seed = [read_results(folders[seed], plan.label((index, seed))) for seed in plan.seeds]
+        outcomes.append(RunOutcome(run, name, first, "done", combine_seeds(per_seed), None, folders))
+    return outcomes
+
+
+def read_results(folder: Path, label: str) -> dict[str, Any]:
+    """The ``results.json`` of a trial with a result; an error that says what to do when it is gone."""
+    path = folder / "results.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ExperimentError(f"{label} has a result in the study but {path} cannot be read ({error}); restore the "
+                              "folder, or start the experiment again in a new --out.") from None
 
 
 def finished_results(folder: Path, settings: TrainSettings, spec: dict[str, Any]) -> dict[str, Any] | None:
@@ -288,94 +378,3 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True))
 
 
-def _line(index: int, total: int, outcome: RunOutcome) -> str:
-    head = f"[{index + 1}/{total}] {outcome.name}"
-    if outcome.status == "failed":
-        return f"{head}: FAILED after {outcome.seconds:.1f} s: {outcome.error}"
-    summary = outcome.summary()
-    loss = summary["valid_loss"]["mean"]
-    what = {"reused": "reused (finished before)", "resumed": f"resumed and finished in {outcome.seconds:.1f} s"}.get(
-        outcome.status, f"trained in {outcome.seconds:.1f} s")
-    return f"{head}: {what}, valid loss {'nan' if loss is None else f'{loss:.4f}'}"
-
-
-def _train_here(run: Run, name: str, settings: TrainSettings, dataset, echo: Echo | None) -> RunOutcome:
-    start = time.perf_counter()
-    folder = Path(settings.out)
-    try:
-        results = train(settings, dataset, echo=(lambda line: echo(f"  {line}")) if echo else None)
-    except NonFiniteLossError as error:
-        return RunOutcome(run, name, folder, "failed", None, str(error), time.perf_counter() - start)
-    except CheckpointError as error:
-        raise ExperimentError(f"run {name}: {error}") from None
-    status = "resumed" if settings.resume else "trained"
-    return RunOutcome(run, name, folder, status, results, None, time.perf_counter() - start)
-
-
-def _train_in_pool(runs, names, pending, spec, data_path, workers, threads, finish) -> None:
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
-    futures: dict[Future, tuple[int, TrainSettings]] = {}
-    try:
-        for index, settings in pending:
-            futures[pool.submit(_train_in_worker, settings, spec, data_path)] = (index, settings)
-        waiting = set(futures)
-        while waiting:
-            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-            for future in done:
-                index, settings = futures[future]
-                try:
-                    status, results, error, seconds = future.result()
-                except BrokenProcessPool:
-                    raise ExperimentError(
-                        f"a worker process died while training {names[index]} (killed, out of memory, or started from "
-                        "a script that cannot be re-imported); finished runs are kept: run again, or use --jobs 1."
-                    ) from None
-                if status == "error":
-                    raise ExperimentError(f"run {names[index]}: {error}")
-                finish(index, RunOutcome(runs[index], names[index], Path(settings.out), status, results, error, seconds))
-    except BaseException:
-        # Runs still going keep their completed epochs and are resumed next time.
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-_WORKER_DATA: dict[str, Any] = {}
-
-
-def _worker_data(spec: dict[str, Any], data_path: str | None, allow_nonfinite: bool = False):
-    """The experiment's data, loaded again in a worker: the same file and profile, or the same synthetic set."""
-    from ..data import DataError, load_dataset
-
-    if data_path is None:
-        return load_eval_data(spec)  # rebuilds the built-in synthetic data and checks its fingerprints
-    dataset = load_dataset(os.path.expanduser(data_path), spec["profile"], allow_nonfinite=allow_nonfinite)
-    if data_spec(dataset, data_path)["fingerprints"] != spec["fingerprints"]:
-        raise DataError(f"{data_path} changed while the experiment ran; run it again.")
-    return dataset
-
-
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _train_in_worker(settings: TrainSettings, spec: dict[str, Any], data_path: str | None):
-    """Train one run in a worker process; the data is loaded once per process."""
-    from ..data import DataError
-    from ..training import TrainingError
-
-    start = time.perf_counter()
-    key = json.dumps(spec["fingerprints"], sort_keys=True)
-    try:
-        if key not in _WORKER_DATA:
-            _WORKER_DATA.clear()
-            _WORKER_DATA[key] = _worker_data(spec, data_path, settings.allow_nonfinite)
-        results = train(settings, _WORKER_DATA[key])
-    except NonFiniteLossError as error:
-        return "failed", None, str(error), time.perf_counter() - start
-    except (TrainingError, DataError) as error:
-        return "error", None, str(error), time.perf_counter() - start
-    return ("resumed" if settings.resume else "trained"), results, None, time.perf_counter() - start

@@ -53,6 +53,8 @@ class Evaluation:
         sample_firing_rates: each sample's firing rate, in split order (None for a
             non-spiking model).
         ids: the sample ids, in split order.
+        activity: per spiking layer, its (spikes, valid neuron-steps) totals over the
+            split, from which the rates follow (evaluations of parts of a split add up).
     """
 
     loss: float
@@ -63,6 +65,21 @@ class Evaluation:
     mean_firing_rate: float | None = None
     sample_firing_rates: np.ndarray | None = None
     ids: list = field(default_factory=list)
+    activity: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def activity_rates(activity: dict[str, tuple[float, float]]) -> tuple[dict[str, float], float | None]:
+    """Per-layer firing rates and the rate of all layers together from (spikes, valid neuron-steps) totals.
+
+    >>> activity_rates({"a": (3.0, 10.0), "b": (1.0, 30.0)})
+    ({'a': 0.3, 'b': 0.03333333333333333}, 0.1)
+    """
+    rates = {name: spikes / max(steps, 1.0) for name, (spikes, steps) in activity.items()}
+    if not activity:
+        return rates, None
+    spikes = sum(s for s, _ in activity.values())
+    steps = sum(n for _, n in activity.values())
+    return rates, spikes / max(steps, 1.0)
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -83,19 +100,35 @@ def train_epoch(
     device: torch.device,
     grad_clip: float = 0.0,
     on_batch: Callable[[float], None] | None = None,
+    all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> TrainEpoch:
     """One pass of Adam over ``batches``; raises :class:`NonFiniteLossError` before a bad step.
 
     ``on_batch`` receives each batch's loss (for a progress bar).
+
+    Under torchrun (``all_sum`` sums over the ranks, ``model`` is the DDP
+    wrapper) each batch is this rank's share of a global batch and carries
+    ``samples``, ``global_samples`` and ``loss_scale`` (see
+    :mod:`snn_msa.training.distributed`): the loss is scaled so that DDP's
+    average of the gradients is the global batch's gradient, and the loss
+    checked and reported is the global batch's, equal on every rank.
     """
+    loss_of = getattr(model, "module", model).loss
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=device)
     samples = 0
     for index, batch in enumerate(batches):
         inputs, labels = to_device(batch, device)
         output = model(**inputs)
-        loss, _ = model.loss(output, labels)
-        value = float(loss.detach())
+        loss, _ = loss_of(output, labels)
+        if all_sum is None:
+            n = labels["M"].shape[0]
+            batch_sum = loss.detach().double() * n
+        else:
+            n = batch["global_samples"]
+            batch_sum = all_sum(loss.detach().double() * batch["samples"])
+            loss = loss * batch["loss_scale"]
+        value = float(batch_sum) / n
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the training loss is {value} at batch {index + 1}")
         optimizer.zero_grad(set_to_none=True)
@@ -103,8 +136,7 @@ def train_epoch(
         if grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
-        n = labels["M"].shape[0]
-        total += loss.detach().double() * n
+        total += batch_sum
         samples += n
         if on_batch is not None:
             on_batch(value)
@@ -144,14 +176,16 @@ def evaluate(model: nn.Module, batches: Iterable[dict[str, Any]], device: torch.
         samples += n
     if samples == 0:
         raise ValueError("the split gave no batch; it needs at least one sample.")
+    activity = {name: (float(spike_sums[name]), float(step_sums[name])) for name in spike_sums}
+    firing_rates, mean_firing_rate = activity_rates(activity)
     return Evaluation(
         loss=float(l1_sum) / samples,
         total_loss=float(total_sum) / samples,
         predictions=torch.cat(preds).numpy(),
         labels=torch.cat(labels_m).numpy(),
-        firing_rates={name: float(spike_sums[name] / step_sums[name].clamp_min(1.0)) for name in spike_sums},
-        mean_firing_rate=(float(sum(spike_sums.values()) / sum(step_sums.values()).clamp_min(1.0))
-                          if spike_sums else None),
+        firing_rates=firing_rates,
+        mean_firing_rate=mean_firing_rate,
         sample_firing_rates=torch.cat(sample_rates).numpy() if sample_rates else None,
         ids=list(ids),
+        activity=activity,
     )

@@ -19,9 +19,9 @@ each improvement rewrites ``seed-<s>/best.pt``; the end writes ``results.json``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -31,10 +31,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .. import __version__
 from ..data.nonfinite import summary as nonfinite_summary
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
+from ..output_lock import OutputHold, describe_holder, hold_output
 from ..registry import UnknownModelError, create_model
+from . import distributed
 from .checkpoint import (
     cpu_state_dict,
     load_checkpoint,
@@ -47,10 +48,19 @@ from .checkpoint import (
 )
 from .data_source import data_spec, load_training_data
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
-from .loop import evaluate, train_epoch
+from .loop import train_epoch
 from .progress import Progress
-from .results import RESULTS_FORMAT, RESULTS_VERSION, aggregate, format_mean_std, format_metrics, json_safe, write_json
-from .settings import Recipe, TrainSettings, resolve_device, use_threads
+from .results import (
+    RESULTS_FORMAT,
+    RESULTS_VERSION,
+    aggregate,
+    format_mean_std,
+    format_metrics,
+    json_safe,
+    versions,
+    write_json,
+)
+from .settings import Recipe, TrainSettings, use_threads
 from .tensorboard_log import EpochLog
 
 IMPROVEMENT_MARGIN = 1e-6
@@ -65,18 +75,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software a result came from."""
-    try:
-        import spikingjelly
-
-        sj = getattr(spikingjelly, "__version__", "unknown")
-    except ImportError:  # pragma: no cover - a hard dependency
-        sj = "missing"
-    return {"snn_msa": str(__version__), "torch": str(torch.__version__), "spikingjelly": str(sj),
-            "python": platform.python_version()}
 
 
 def train(
@@ -100,23 +98,61 @@ def train(
     Returns:
         The content of ``<out>/results.json`` (strict JSON: NaN is ``None``).
 
+    The run holds its output folder for as long as it writes there
+    (:func:`~snn_msa.output_lock.hold_output`): a second run aimed at the same
+    folder stops at once.
+
     Raises:
         TrainingError: bad settings, an unknown model, an occupied run folder, a
             checkpoint that does not fit a resumed run.
+        snn_msa.output_lock.OutputBusyError: another process is running in the folder.
+        snn_msa.atomic.WriteError: a checkpoint or results.json could not be written
+            (full disk, I/O error); the files written before are kept.
         NonFiniteLossError: the loss became NaN or infinite (the last good
             checkpoint is kept).
         snn_msa.data.DataError: the data file cannot be used.
     """
-    settings.recipe()  # checks the model name before anything is loaded
-    device = resolve_device(settings.device)
+    recipe = settings.recipe()  # also checks the model name (the data set's own recipe is taken once it is loaded)
+    world, device = distributed.start(settings.device)
+    try:
+        return _train(settings, recipe, world, device, dataset, echo, bars)
+    finally:
+        distributed.stop(world)
+
+
+def _train(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device, dataset,
+           echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
     _build_model(settings, None)  # bad model overrides fail before the data is loaded
-    dataset = load_training_data(settings, dataset)
+    with contextlib.ExitStack() as held:
+        # An existing folder is held before the data is read, so a second run aimed there stops at once. A new
+        # folder is created (and held) only once the data has loaded, so bad data leaves no folder behind; the
+        # default folder's name needs the data's profile. A second hold of the same folder passes through.
+        named = settings.out_dir("") if settings.out is not None else None
+        early = _hold(world, held, named) if named is not None and named.is_dir() else None
+        dataset = load_training_data(settings, dataset)
+        recipe = settings.recipe(dataset.profile.name)  # an entry may carry its own recipe per data set
+        distributed.check_world_size(world, len(dataset.splits["train"]), recipe.batch_size)
+        out = Path(distributed.from_main(world, str(settings.out_dir(dataset.profile.name))))  # named by rank 0's clock
+        late = _hold(world, held, out)
+        taken_over = (early or late).taken_over
+        # checkpoints and results record the folder actually used
+        return _train_in(settings.with_changes(out=str(out)), recipe, world, device, dataset, taken_over, echo, bars)
+
+
+def _hold(world: distributed.World, held: contextlib.ExitStack, folder: Path) -> OutputHold:
+    """Hold ``folder`` on rank 0 (the one process that writes) until ``held`` closes; every rank gets the outcome."""
+    return distributed.on_main(world, lambda: held.enter_context(hold_output(folder)))
+
+
+def _train_in(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device, dataset,
+              taken_over: dict | None, echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
+    """:func:`train` once its output folder ``settings.out`` is held."""
     profile = dataset.profile.name
-    recipe = settings.recipe(profile)  # an entry may carry its own recipe per data set
-    out = settings.out_dir(profile)
-    settings = settings.with_changes(out=str(out))  # checkpoints and results record the folder actually used
-    _prepare_out(out, settings)
-    progress = Progress(quiet=settings.quiet, echo=echo, bars=bars)
+    out = Path(settings.out)
+    distributed.on_main(world, lambda: _prepare_out(out, settings))
+    progress = Progress(quiet=settings.quiet or not world.is_main, echo=echo, bars=bars)
+    if taken_over is not None:
+        progress.line(f"took over {out} from {describe_holder(taken_over)}, which ended without releasing it")
     family = metric_family(profile)
     spec_data = data_spec(dataset, settings.data)
 
@@ -127,7 +163,7 @@ def train(
         for index, seed in enumerate(settings.seeds):
             run, model_info = _train_seed(
                 settings, recipe, dataset, seed, out / f"seed-{seed}", device, progress, family, spec_data,
-                announce=index == 0, position=(index + 1, len(settings.seeds)),
+                announce=index == 0, position=(index + 1, len(settings.seeds)), world=world,
             )
             runs.append(run)
     except KeyboardInterrupt:
@@ -148,6 +184,7 @@ def train(
         "settings": settings.as_dict(),
         "device": str(device),
         "threads": threads,
+        "world_size": world.size,
         **model_info,
         "metric_keys": keys,
         "seeds": runs,
@@ -159,7 +196,7 @@ def train(
         "versions": versions(),
     }
     results = json_safe(results)
-    write_json(results, out / "results.json")
+    distributed.on_main(world, lambda: write_json(results, out / "results.json"))
 
     for text in summary_lines(results):
         progress.line(text)
@@ -256,14 +293,15 @@ def _train_seed(
     *,
     announce: bool,
     position: tuple[int, int],
+    world: distributed.World = distributed.SINGLE,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     profile = dataset.profile.name
     last_path, best_path = seed_dir / "last.pt", seed_dir / "best.pt"
     key = _run_key(settings, recipe, profile, seed)
     state = None
-    if settings.resume and last_path.exists():
-        state = load_checkpoint(last_path, kind="last")
-        _check_resumable(state, key, last_path)
+    if settings.resume:
+        state = distributed.on_main(world, lambda: _resume_state(last_path, key))
+    save = _saver(world)
 
     seed_everything(seed)
     model = _build_model(settings, dataset.feature_dims, profile).to(device)
@@ -275,7 +313,9 @@ def _train_seed(
     if announce:
         n = torch.get_num_threads()
         threads = f" ({n} thread{'s' if n != 1 else ''})" if device.type == "cpu" else ""
-        progress.line(f"{settings.model}: {parameters:,} parameters on {device}{threads}; data: {dataset_line(dataset)}")
+        processes = f" x {world.size} processes ({world.backend})" if world.parallel else ""
+        progress.line(f"{settings.model}: {parameters:,} parameters on {device}{threads}{processes}; "
+                      f"data: {dataset_line(dataset)}")
         progress.line(f"data cleaning: {nonfinite_summary(dataset.valid_nonfinite)}"
                       + (" (more than the usual share accepted with --allow-nonfinite)" if dataset.nonfinite_allowed else ""))
         clip = f"grad clip {recipe.grad_clip:g}" if recipe.grad_clip > 0 else "no grad clip"
@@ -298,21 +338,22 @@ def _train_seed(
             progress.line(f"  {epoch} epoch(s) done, best epoch {best_epoch} (valid {best_loss:.4f})")
 
     common = {"model": spec, "data": spec_data, "recipe": recipe.as_dict(), "settings": settings.as_dict(), "seed": seed,
-              "threads": torch.get_num_threads(), "versions": versions()}
+              "threads": torch.get_num_threads(), "world_size": world.size, "versions": versions()}
+    trained_model, all_sum = distributed.wrap(model, world, device), distributed.all_sum(world)
     keys = EPOCH_KEYS[family]
-    log = EpochLog(None if settings.tensorboard is None else Path(settings.tensorboard) / f"seed-{seed}", resume_from=epoch)
+    log_dir = None if settings.tensorboard is None or not world.is_main else Path(settings.tensorboard) / f"seed-{seed}"
+    log = EpochLog(log_dir, resume_from=epoch)  # rank 0 alone logs
     train_split, valid_split = dataset.splits["train"], dataset.splits["valid"]
     n_batches = math.ceil(len(train_split) / recipe.batch_size)
     while not stopped_early and epoch < recipe.max_epochs:
         epoch += 1
         start = time.perf_counter()
-        batches = progress.bar(
-            train_split.loader(recipe.batch_size, shuffle=True, seed=seed, epoch=epoch), n_batches,
-            f"epoch {epoch}/{recipe.max_epochs}",
-        )
+        distributed.seed_rank(world, seed, epoch)
+        loader = train_split.loader(recipe.batch_size, shuffle=True, seed=seed, epoch=epoch)
+        batches = progress.bar(distributed.train_batches(loader, world), n_batches, f"epoch {epoch}/{recipe.max_epochs}")
         try:
-            trained = train_epoch(model, batches, optimizer, device, recipe.grad_clip)
-            valid = evaluate(model, valid_split.loader(recipe.batch_size), device)
+            trained = train_epoch(trained_model, batches, optimizer, device, recipe.grad_clip, all_sum=all_sum)
+            valid = distributed.evaluate_split(model, valid_split, recipe.batch_size, device, world)
             if not math.isfinite(valid.loss):
                 raise NonFiniteLossError(f"the validation loss is {valid.loss}")
         except NonFiniteLossError as error:
@@ -321,19 +362,19 @@ def _train_seed(
             _close(batches)
         seconds = time.perf_counter() - start
         valid_metrics = msa_metrics(valid.predictions, valid.labels, profile)
-        improved = valid.loss < best_loss - IMPROVEMENT_MARGIN
+        improved = distributed.from_main(world, valid.loss < best_loss - IMPROVEMENT_MARGIN)
         if improved:
             best_epoch, best_loss, bad_epochs = epoch, valid.loss, 0
             best_state, best_valid_metrics = cpu_state_dict(model), valid_metrics
-            save_checkpoint({**common, **_best_payload(best_state, best_epoch, best_loss, best_valid_metrics)}, best_path, "best")
+            save({**common, **_best_payload(best_state, best_epoch, best_loss, best_valid_metrics)}, best_path, "best")
         else:
             bad_epochs += 1
-        stopped_early = bad_epochs >= recipe.patience
+        stopped_early = distributed.from_main(world, bad_epochs >= recipe.patience)
         history.append({
             "epoch": epoch, "train_loss": trained.loss, "valid_loss": valid.loss, "valid_total_loss": valid.total_loss,
             "valid_metrics": valid_metrics, "firing_rate": valid.mean_firing_rate, "seconds": seconds, "best": improved,
         })
-        save_checkpoint({
+        save({
             **common, "run_key": key, "state_dict": cpu_state_dict(model), "optimizer": optimizer.state_dict(),
             "epoch": epoch, "best_state": best_state, "best_epoch": best_epoch, "best_valid_loss": best_loss,
             "best_valid_metrics": best_valid_metrics, "bad_epochs": bad_epochs, "stopped_early": stopped_early,
@@ -348,11 +389,11 @@ def _train_seed(
     if best_state is None:
         raise TrainingError(f"seed {seed}: no epoch was trained (max_epochs {recipe.max_epochs}); nothing to test.")
     load_weights(model, best_state, "the best epoch's weights")
-    test = evaluate(model, dataset.splits["test"].loader(recipe.batch_size), device)
+    test = distributed.evaluate_split(model, dataset.splits["test"], recipe.batch_size, device, world)
     test_metrics = msa_metrics(test.predictions, test.labels, profile)
     log.test(best_epoch, test_metrics, test.loss)
     log.close()
-    save_checkpoint({
+    save({
         **common, **_best_payload(best_state, best_epoch, best_loss, best_valid_metrics),
         "test_metrics": test_metrics, "test_loss": test.loss, "firing_rate": test.mean_firing_rate,
         "firing_rates": test.firing_rates, "epochs_run": epoch, "stopped_early": stopped_early,
@@ -380,6 +421,23 @@ def _train_seed(
         "history": history,
     }
     return run, model_info
+
+
+def _resume_state(last_path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The state in ``last_path`` to continue from (``None`` if this seed has not started)."""
+    if not last_path.exists():
+        return None
+    state = load_checkpoint(last_path, kind="last")
+    _check_resumable(state, key, last_path)
+    return state
+
+
+def _saver(world: distributed.World) -> Callable[[dict[str, Any], Path, str], None]:
+    """``save_checkpoint`` on rank 0; a failed write (a full disk) is raised on every rank, so none waits for it."""
+    def save(payload: dict[str, Any], path: Path, kind: str) -> None:
+        distributed.on_main(world, lambda: save_checkpoint(payload, path, kind))
+
+    return save
 
 
 def _best_payload(state: dict, epoch: int, loss: float, valid_metrics: dict | None) -> dict[str, Any]:
