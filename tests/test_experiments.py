@@ -31,6 +31,7 @@ from snn_msa.experiments import (
 from snn_msa.experiments import compare as compare_mod
 from snn_msa.experiments import worker as worker_mod
 from snn_msa.metrics import METRIC_KEYS
+from snn_msa.registry import create_model
 from snn_msa.training import NonFiniteLossError
 from snn_msa.training.data_source import data_spec
 from snn_msa.training.results import RESULTS_FORMAT, write_json
@@ -429,22 +430,30 @@ def test_comparison_has_table_1s_layout_for_baselines_and_sgmt(fake, short_data,
     """Every MMSA metric, parameters, both energies, ACs and MACs, and the paper's row under each model that has one."""
     fake()
     counted = {"energy_pj": 1.5e6, "memory_pj": 4.0e6, "ac": 2.0e5, "mac": 3.0e5, "side": "snn", "samples": 4}
-    monkeypatch.setattr(compare_mod, "energy_per_sample", lambda outcome, data, samples: dict(counted))
+    asked = []
+
+    def energy_per_sample(outcome, data, samples):
+        asked.append(outcome.run.model)
+        return dict(counted)
+
+    monkeypatch.setattr(compare_mod, "energy_per_sample", energy_per_sample)
     result = run_comparison(["sgmt-tav", "mult", "tfn"], base(short_data["simsv2"]), tmp_path / "c", energy_samples=4)
     rows = {r["model"]: r for r in result["rows"]}
     assert result["metric_keys"] == METRIC_KEYS["sims"]
     assert rows["sgmt-tav"]["energy_memory_pj_per_sample"] == 4.0e6 and rows["sgmt-tav"]["mac_per_sample"] == 3.0e5
-    for name in ("mult", "tfn"):  # not counted until the model-agnostic counter lands
-        assert all(rows[name][c] is None for c in compare_mod.ENERGY_COLUMNS)
+    assert asked == ["sgmt-tav", "mult", "tfn"]  # the energy counter counts every model
+    assert rows["tfn"]["ac_per_sample"] == 2.0e5
     assert rows["mult"]["Mult_acc_5_paper"] == 0.5481 and rows["tfn"]["MAE_paper"] == 0.3031
     assert rows["mult"]["recipe"] == "lr 0.002, batch 16, wd 0.001, clip 0.6"
+    mult = create_model("mult", dataset="simsv2", feature_dims=load_dataset(short_data["simsv2"]).feature_dims)
+    assert rows["mult"]["parameters"] == sum(p.numel() for p in mult.parameters())
     text = result["markdown"]
     for header in ("parameters", "energy / sample (45 nm)", "energy / sample (memory-aware)", "ACs / sample",
                    "MACs / sample", *METRIC_KEYS["sims"]):
         assert f" {header} |" in text
     assert "| mult | ours |" in text and "|  | paper | – | 0.7319 | 0.5481 | 0.8073 | 0.2905 | 0.7378 |" in text
     assert "1.500 µJ" in text and "4.000 µJ" in text and "200,000" in text
-    assert "mult, tfn: no energy count yet" in text and "mult: lr 0.002, batch 16" in text
+    assert "mult: lr 0.002, batch 16" in text
     assert "energy_memory_pj_per_sample" in read_csv(result["files"]["csv"])[0]
 
 

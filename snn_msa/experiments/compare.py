@@ -45,6 +45,12 @@ ENERGY_COLUMNS = ("energy_pj_per_sample", "energy_memory_pj_per_sample", "ac_per
                   "energy_side", "energy_samples")
 
 
+def parameters_on(model: str, overrides: dict[str, Any], dataset) -> int:
+    """Parameters of ``model`` as the runs build it: the data's dims and profile, the shared overrides."""
+    built = create_model(model, dataset=dataset.profile.name, feature_dims=dataset.feature_dims, **overrides)
+    return sum(p.numel() for p in built.parameters())
+
+
 def check_shared_overrides(models: Sequence[str], overrides: dict[str, Any], feature_dims) -> None:
     """Refuse, before anything trains, model overrides that some of ``models`` do not take (SGMT's
     ``scale1`` means nothing to MulT), naming the models and what to do."""
@@ -60,18 +66,6 @@ def check_shared_overrides(models: Sequence[str], overrides: dict[str, Any], fea
         shared = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
         raise ExperimentError(f"{', '.join(refused)} cannot take the shared model overrides ({shared}); compare them "
                               "in a run without those options, or leave them out of --models.")
-
-
-def counted_by_energy_counter(model: str) -> bool:
-    """Whether :mod:`snn_msa.energy` counts ``model``'s operations today.
-
-    The counter still walks SGMT's own modules; until the model-agnostic
-    counter (issue 15, item 2) replaces it, a comparison leaves the energy
-    columns of every other entry empty (``–``) and says so under the table.
-    """
-    from ..model import SGMT
-
-    return isinstance(create_model(model), SGMT)
 
 
 def run_comparison(
@@ -122,28 +116,22 @@ def run_comparison(
     outcomes = execute_runs([Run(m) for m in models], base, out, dataset=dataset, jobs=jobs, storage=storage,
                             study=study, heartbeat=heartbeat, kind="compare", verbose=verbose, echo=echo)
 
-    rows, notes, uncounted = [], [], []
+    rows, notes = [], []
     for outcome in outcomes:
         paper = paper_numbers(outcome.run.model, profile)
         row = {"label": outcome.run.model, **outcome_row(outcome, keys), "paper": paper,
-               "parameters": (outcome.results or {}).get("parameters")}
+               "parameters": parameters_on(outcome.run.model, base.model_overrides, dataset)}
         row.update({f"{k}_paper": paper.get(k) for k in keys})
         energy = dict(NO_ENERGY)
         if energy_samples and outcome.status != "failed":
-            if counted_by_energy_counter(outcome.run.model):
-                energy = energy_per_sample(outcome, base.data, energy_samples)
-                if energy.get("note"):
-                    notes.append(f"{outcome.run.model}: {energy['note']}")
-                say(f"{outcome.name}: energy {energy_text(energy['energy_pj'])} per sample"
-                    + (" (reused)" if energy.get("reused") else ""))
-            else:
-                uncounted.append(outcome.run.model)
+            energy = energy_per_sample(outcome, base.data, energy_samples)
+            if energy.get("note"):
+                notes.append(f"{outcome.run.model}: {energy['note']}")
+            say(f"{outcome.name}: energy {energy_text(energy['energy_pj'])} per sample"
+                + (" (reused)" if energy.get("reused") else ""))
         row.update(dict(zip(ENERGY_COLUMNS, (energy["energy_pj"], energy["memory_pj"], energy["ac"], energy["mac"],
                                              energy["side"], energy["samples"]))))
         rows.append(row)
-    if uncounted:
-        notes.append(f"{', '.join(uncounted)}: no energy count yet; the energy counter still reads SGMT's modules "
-                     "only (the model-agnostic counter is issue 15, item 2)")
 
     out = Path(out).expanduser()
     files = {"csv": str(out / "compare.csv"), "md": str(out / "compare.md")}
