@@ -406,3 +406,12 @@ def test_rng_state_round_trips():
     ckpt_mod.set_rng_state(state)
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_a_run_takes_the_recipe_of_its_data_sets_profile(tmp_path):
+    """MMSA tunes TFN per data set: on MOSI-shaped data the run uses MOSI's lr (1e-3), not CH-SIMS's (5e-4)."""
+    mosi = load_dataset(None, "mosi", synthetic_sizes=(8, 4, 4))
+    small = {"hidden_dims": (8, 4, 8), "text_out": 8}
+    results = train(settings(tmp_path, model="tfn", epochs=1, batch_size=None, model_overrides=small), dataset=mosi)
+    assert results["recipe"] == get_card("tfn").recipe_for("mosi").with_changes(max_epochs=1).as_dict()
+    assert results["recipe"]["lr"] == 1e-3
