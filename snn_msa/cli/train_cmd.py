@@ -21,8 +21,7 @@ from .options import (
     pop_model_overrides,
     tensorboard_options,
 )
-
-SPLITS = ("train", "valid", "test")
+from snn_msa.data.validate import SPLITS
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:

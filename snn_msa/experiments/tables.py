@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..atomic import write_atomic
+from ..data.validate import SPLITS
 
 MISSING = "–"
 
@@ -109,8 +110,8 @@ def settings_lines(base, dataset, seeds: Sequence[int], recipes: dict[str, str] 
     ``recipes`` (model -> recipe text) lists each model's own recipe where the models do not share one.
     """
     recipe = base.recipe(dataset.profile.name)
-    synthetic = dataset.source.startswith("built-in") or dataset.is_synthetic
-    sizes = "/".join(str(len(dataset.splits[s])) for s in ("train", "valid", "test"))
+    synthetic = dataset.is_builtin or dataset.is_synthetic
+    sizes = "/".join(str(len(dataset.splits[s])) for s in SPLITS)
     data = f"{dataset.source} ({dataset.profile.title} format, train/valid/test {sizes})"
     lines = [f"- Data: {data}" + (": SYNTHETIC, so the numbers only show that the pipeline works" if synthetic else "")]
     lines.append(f"- Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}; "

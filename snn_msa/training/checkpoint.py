@@ -42,6 +42,7 @@ from torch import nn
 from ..atomic import write_atomic
 from ..registry import UnknownModelError, create_model
 from .errors import CheckpointError
+from .results import json_safe
 
 FORMAT = "snn-msa-checkpoint"
 VERSION = 1
@@ -160,14 +161,14 @@ def model_config(model: nn.Module) -> dict[str, Any] | None:
     config = getattr(model, "config", None)
     if config is None or not is_dataclass(config):
         return None
-    return plain(asdict(config))
+    return json_safe(asdict(config))
 
 
 def model_spec(model: nn.Module, feature_dims: tuple[int, int, int]) -> dict[str, Any]:
     """What rebuilds ``model``: its zoo name, overrides, full config and input dims."""
     return {
         "name": model.zoo_name,
-        "overrides": plain(model.zoo_overrides),
+        "overrides": json_safe(model.zoo_overrides),
         "config": model_config(model),
         "feature_dims": list(feature_dims),
     }
@@ -235,13 +236,3 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """A detached CPU copy of the model's weights (safe to keep while training goes on)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
-
-def plain(value: Any) -> Any:
-    """``value`` as lists, dicts, strings and numbers (tuples become lists)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    return value

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..data.nonfinite import summary as nonfinite_summary
+from ..data.validate import SPLITS
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
 from ..output_lock import OutputHold, describe_holder, hold_output
 from ..registry import UnknownModelError, create_model
@@ -41,7 +42,6 @@ from .checkpoint import (
     load_checkpoint,
     load_weights,
     model_spec,
-    plain,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -263,7 +263,7 @@ def _prepare_out(out: Path, settings: TrainSettings) -> None:
 
 def _run_key(settings: TrainSettings, recipe: Recipe, profile: str, seed: int) -> dict[str, Any]:
     data = None if settings.data is None else os.path.abspath(os.path.expanduser(settings.data))
-    return plain({
+    return json_safe({
         "model": settings.model, "dataset": profile, "data": data, "model_overrides": dict(settings.model_overrides),
         "lr": recipe.lr, "batch_size": recipe.batch_size, "patience": recipe.patience,
         "weight_decay": recipe.weight_decay, "grad_clip": recipe.grad_clip, "seed": seed,
@@ -462,9 +462,9 @@ def _nonfinite_message(error: Exception, seed: int, epoch: int, recipe: Recipe, 
 
 def dataset_line(dataset) -> str:
     """How the start line names the data; synthetic data says so plainly."""
-    sizes = "/".join(str(len(dataset.splits[s])) for s in ("train", "valid", "test"))
+    sizes = "/".join(str(len(dataset.splits[s])) for s in SPLITS)
     title = dataset.profile.title
-    if dataset.source.startswith("built-in"):
+    if dataset.is_builtin:
         return (f"built-in SYNTHETIC data shaped like {title} ({sizes} samples), not real features: the metrics "
                 "only show that the pipeline learns; pass --data FILE to train on MMSA features")
     tag = ", SYNTHETIC data" if getattr(dataset, "is_synthetic", False) else ""
