@@ -267,3 +267,22 @@ def test_sgmt_fits_a_small_synthetic_problem():
     finally:
         torch.set_num_threads(threads)
     assert ratio < FIT_LIMIT, ratio
+
+
+def test_a_config_written_before_the_neuron_settings_object_still_rebuilds():
+    """Checkpoints before NeuronSettings stored tau, v_threshold, strength and backend as flat config keys."""
+    from snn_msa.neurons import NeuronSettings
+    from snn_msa.training.checkpoint import rebuild_model
+
+    old_config = {"feature_dims": [12, 6, 5], "modalities": ["text", "audio", "vision"], "d_model": 8, "heads": 2,
+                  "single_layers": 1, "fusion_layers": 1, "scale1": 0.5, "strength": 0.025, "spiking": True,
+                  "tau": 2.5, "v_threshold": 0.75, "conv_kernel": 3, "dropout": 0.1, "head_hidden": 64,
+                  "loss_weights": [1.0, 3.0, 6.0], "backend": "torch"}
+    model = rebuild_model({"name": "sgmt-tav", "overrides": {}, "config": old_config, "feature_dims": [12, 6, 5]})
+    assert model.config.neuron == NeuronSettings(tau=2.5, v_threshold=0.75, strength=0.025, backend="torch")
+    new = rebuild_model({"name": "sgmt-tav", "overrides": {}, "feature_dims": [12, 6, 5],
+                         "config": {**{k: v for k, v in old_config.items()
+                                       if k not in ("tau", "v_threshold", "strength", "backend")},
+                                    "neuron": {"tau": 2.5, "v_threshold": 0.75, "v_rest": 0.0, "alpha": 2.0,
+                                               "strength": 0.025, "backend": "torch"}}})
+    assert new.config == model.config
