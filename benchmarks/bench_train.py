@@ -46,10 +46,10 @@ def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes
     device = torch.device(device_name)
     data = load_dataset(None, "sims", synthetic_sizes=sizes)
     data_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    recipe = get_card(model_name).train
+    recipe = get_card(model_name).recipe_for("sims")
     seed_everything(1111)
     model = create_model(model_name, feature_dims=data.feature_dims, backend=backend).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -61,11 +61,11 @@ def one_case(model_name: str, device_name: str, threads: int, epochs: int, sizes
     for epoch in range(1, epochs + 1):
         sync()
         start = time.perf_counter()
-        batches = data.splits["train"].loader(recipe["batch_size"], shuffle=True, seed=1111, epoch=epoch)
-        train_epoch(model, batches, optimizer, device, recipe["grad_clip"])
+        batches = data.splits["train"].loader(recipe.batch_size, shuffle=True, seed=1111, epoch=epoch)
+        train_epoch(model, batches, optimizer, device, recipe.grad_clip)
         sync()
         middle = time.perf_counter()
-        evaluate(model, data.splits["valid"].loader(recipe["batch_size"]), device)
+        evaluate(model, data.splits["valid"].loader(recipe.batch_size), device)
         sync()
         train_times.append(middle - start)
         valid_times.append(time.perf_counter() - middle)

@@ -36,8 +36,7 @@ def run_cell(data, overrides: dict, epochs: int, seed: int) -> dict:
     from snn_msa.training.loop import evaluate, train_epoch
     from snn_msa.training.trainer import seed_everything
 
-    recipe = get_card("sgmt-tav").train
-    recipe = recipe if isinstance(recipe, dict) else recipe.__dict__
+    recipe = get_card("sgmt-tav").recipe_for("sims").as_dict()
     seed_everything(seed)
     model = create_model("sgmt-tav", feature_dims=data.feature_dims, **overrides)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])

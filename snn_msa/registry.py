@@ -10,32 +10,118 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
 from .profiles import get_profile
+from .recipe import Recipe
+
+
+MODALITIES = ("text", "audio", "vision")
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """One published row of the SGMT paper's tables that an entry belongs to.
+
+    Attributes:
+        table: where it is printed, e.g. ``"Table 1"``.
+        dataset: the profile it was measured on (``simsv2`` for Tables 1 and 3, ``mosei`` for Table 2).
+        row: the row's label as printed (``"TFN"``, ``"SGMT"``).
+        results: the published numbers with MMSA metric keys, as fractions.
+    """
+
+    table: str
+    dataset: str
+    row: str
+    results: Mapping[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"table": self.table, "dataset": self.dataset, "row": self.row, "results": dict(self.results)}
 
 
 @dataclass(frozen=True)
 class ModelCard:
-    """A zoo entry's card: what it is, its defaults, and what the paper reports for it.
+    """A zoo entry's card: what the zoo table shows for it, for any kind of model.
 
     Attributes:
         summary: one line on what the entry is.
-        paper_table: which table of the paper it reproduces (or "" if none).
-        paper_results: the paper's published numbers, ``{dataset: {metric: value}}``
-            with MMSA metric keys (percentages as fractions, as MMSA reports them).
-        train: the entry's default training recipe (lr, batch_size, max_epochs, patience, ...).
-        twin: name of the entry's non-spiking twin, for energy comparisons.
+        modalities: the modalities the model reads (a subset of text, audio, vision, in that order).
+        spiking: whether the model has spiking neurons.
+        paper: the paper the entry is written from (its own source, not the SGMT paper's row).
+        paper_rows: the rows of the SGMT paper's tables the entry belongs to, with the published numbers.
+        recipe: the default training recipe.
+        dataset_recipes: recipes that replace ``recipe`` on a data set (MMSA tunes per data set).
+        recipe_source: where the recipe's numbers come from.
+        twin: the registered non-spiking twin of a spiking entry (same architecture, neurons
+            replaced by the identity): the ANN side of its energy comparison. ``None`` for a
+            non-spiking entry.
+        notes: how the entry differs from its paper (e.g. features instead of BERT fine-tuning).
     """
 
     summary: str
-    paper_table: str = ""
-    paper_results: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
+    modalities: tuple[str, ...] = MODALITIES
+    spiking: bool = False
+    paper: str = ""
+    paper_rows: tuple[PaperRow, ...] = ()
+    recipe: Recipe = field(default_factory=Recipe)
+    dataset_recipes: Mapping[str, Recipe] = field(default_factory=dict)
+    recipe_source: str = ""
     twin: str | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        mods = tuple(self.modalities)
+        if not mods or len(set(mods)) != len(mods) or any(m not in MODALITIES for m in mods):
+            raise ValueError(f"card modalities must be distinct names of {MODALITIES}, got {mods!r}.")
+        object.__setattr__(self, "modalities", tuple(m for m in MODALITIES if m in mods))
+        object.__setattr__(self, "paper_rows", tuple(self.paper_rows))
+        if self.spiking and not self.twin:
+            raise ValueError(f"the spiking entry {self.summary!r} must name its non-spiking twin on its card.")
+        if not self.spiking and self.twin:
+            raise ValueError(f"only a spiking entry has a twin; {self.summary!r} is not spiking.")
+        bad = [k for k, r in self.dataset_recipes.items() if not isinstance(r, Recipe)]
+        if not isinstance(self.recipe, Recipe) or bad:
+            raise ValueError("a card's recipes must be Recipe objects (snn_msa.recipe.Recipe).")
+
+    @property
+    def paper_results(self) -> dict[str, dict[str, float]]:
+        """The published numbers by data set, ``{dataset: {metric: value}}`` (the first row per data set)."""
+        results: dict[str, dict[str, float]] = {}
+        for row in self.paper_rows:
+            results.setdefault(row.dataset, dict(row.results))
+        return results
+
+    @property
+    def paper_table(self) -> str:
+        """Where the entry's rows are printed, e.g. ``"Table 1 (simsv2), Table 2 (mosei)"`` (``"-"`` if nowhere)."""
+        seen = dict.fromkeys(f"{r.table} ({r.dataset})" for r in self.paper_rows)
+        return ", ".join(seen) or "-"
+
+    def recipe_for(self, dataset: str | None) -> Recipe:
+        """The recipe on ``dataset`` (a profile name): its own where the card has one, else ``recipe``."""
+        return self.dataset_recipes.get(dataset or "", self.recipe)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what ``snn-msa models --json`` prints, beside the name and size)."""
+        return {
+            "summary": self.summary,
+            "modalities": list(self.modalities),
+            "spiking": self.spiking,
+            "twin": self.twin,
+            "paper": self.paper,
+            "paper_table": self.paper_table,
+            "paper_rows": [r.as_dict() for r in self.paper_rows],
+            "paper_results": self.paper_results,
+            "recipe": self.recipe.as_dict(),
+            "dataset_recipes": {k: r.as_dict() for k, r in self.dataset_recipes.items()},
+            "recipe_source": self.recipe_source,
+            "notes": self.notes,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,7 +202,8 @@ def create_model(name: str, dataset: str | None = None, feature_dims=None, **ove
     """Build the registered model ``name``.
 
     ``dataset`` names a profile (sims, simsv2, mosi, mosei) that sets the input
-    dims; ``feature_dims=(text, audio, vision)`` overrides it. Keyword
+    dims (and, for an entry tuned per data set, its hyperparameters);
+    ``feature_dims=(text, audio, vision)`` overrides the dims. Keyword
     ``overrides`` replace the entry's defaults; ``None`` values are dropped so
     CLI options can be passed straight through. The model keeps
     ``model.zoo_name`` and ``model.zoo_overrides`` so a checkpoint can rebuild it.
@@ -128,10 +215,46 @@ def create_model(name: str, dataset: str | None = None, feature_dims=None, **ove
     entry = get_entry(name)
     dims = resolve_feature_dims(dataset, feature_dims)
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    # A builder that tunes per data set (MMSA's baselines) takes the profile name too.
+    tuned = "dataset" in inspect.signature(entry.builder).parameters
+    profile = {"dataset": get_profile(dataset).name if dataset else None} if tuned else {}
     try:
-        model = entry.builder(feature_dims=dims, **overrides)
+        model = entry.builder(feature_dims=dims, **profile, **overrides)
     except TypeError as error:
         raise ValueError(f"bad option for model {name!r}: {error}") from None
     model.zoo_name = name
     model.zoo_overrides = dict(overrides)
     return model
+
+
+ZOO_TABLE_DATASET = "sims"  # the profile whose input dims the zoo table's sizes and recipes are given for
+
+
+def parameter_count(name: str, dataset: str = ZOO_TABLE_DATASET) -> int:
+    """Trainable and fixed parameters of entry ``name`` built with its defaults for ``dataset``."""
+    return sum(p.numel() for p in create_model(name, dataset=dataset).parameters())
+
+
+def model_cards(pattern: str | None = None, dataset: str = ZOO_TABLE_DATASET) -> list[dict[str, Any]]:
+    """One JSON-ready dict per registered entry: its name, its card and its size on ``dataset``."""
+    return [
+        {"name": name, **get_card(name).as_dict(), "dataset": dataset, "parameters": parameter_count(name, dataset),
+         "recipe_on_dataset": get_card(name).recipe_for(dataset).as_dict()}
+        for name in list_models(pattern)
+    ]
+
+
+def zoo_table(cards: list[dict[str, Any]]) -> str:
+    """The zoo table of docs/model.md (``snn-msa models --markdown``), from the cards alone."""
+    lines = [
+        "| model | what it is | modalities | spiking | twin | parameters (CH-SIMS) | recipe (CH-SIMS) | paper rows |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for card in cards:
+        recipe = Recipe(**card["recipe_on_dataset"]).describe()
+        twin = f"`{card['twin']}`" if card["twin"] else "-"
+        lines.append(
+            f"| `{card['name']}` | {card['summary']} | {'+'.join(m[0].upper() for m in card['modalities'])} "
+            f"| {'yes' if card['spiking'] else 'no'} | {twin} | {card['parameters']:,} | {recipe} | {card['paper_table']} |"
+        )
+    return "\n".join(lines)

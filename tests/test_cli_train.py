@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import pickle
 
+import click
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from snn_msa.cli import main
+from snn_msa.cli.train_cmd import parse_seeds
 from snn_msa.data.synthetic import make_synthetic, write_pickle
 from snn_msa.model import SGMT
 
@@ -97,12 +102,23 @@ def test_json_output_is_pure_json_with_progress_on_stderr(tmp_path, tiny_file):
     assert "epoch 1/1" in result.stderr
 
 
+def test_seed_lists_with_an_empty_entry_are_refused_not_shortened():
+    with pytest.raises(click.ClickException, match="empty entry in '1111,,1112'"):
+        parse_seeds("1111,,1112")
+    with pytest.raises(click.ClickException, match="empty entry"):
+        parse_seeds("1111,")
+    assert parse_seeds(" 1111, 1112 ") == (1111, 1112)
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
         (["--model", "sgmt-nope"], ["unknown model 'sgmt-nope'", "sgmt-tav", "sgmt-tav-ann", "snn-msa models"]),
         (["--model", "sgmt-tav", "--data", "no/such/file.pkl"], ["no/such/file.pkl", "no such file", "--data"]),
         (["--model", "sgmt-tav", "--seeds", "1,x"], ["--seeds takes integers"]),
+        (["--model", "sgmt-tav", "--seeds", "1111,,1112"], ["--seeds has an empty entry in '1111,,1112'"]),
+        (["--model", "sgmt-tav", "--seeds", "1111,"], ["--seeds has an empty entry"]),
+        (["--model", "sgmt-tav", "--seeds", " , "], ["--seeds needs at least one integer"]),
         (["--model", "sgmt-tav", "--resume"], ["--resume needs --out"]),
         (["--model", "sgmt-tav", "--epochs", "0"], ["epochs must be a positive integer"]),
         (["--model", "sgmt-tav", "--heads", "3"], ["d_model must be a positive multiple of heads"]),
@@ -166,3 +182,39 @@ def test_eval_refuses_data_of_other_dims(trained, tmp_path):
     result = run("eval", "--checkpoint", str(trained[0] / "seed-1111/best.pt"), "--data", str(other))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "(768, 33, 709)" in result.output and "(768, 5, 20)" in result.output and "--data" in result.output
+
+
+def nested_pickle(path, in_array: bool, depth: int = 100_000) -> None:
+    """A valid tiny feature pickle whose ``train/id`` (or its first item) is a list nested ``depth`` levels deep."""
+    data = make_synthetic("sims", (24, 8, 8), seed=3)
+    ids = data["train"]["id"]
+    if in_array:  # an object array of ids whose first id is the nested list
+        data["train"]["id"] = np.array(["PLACEHOLDER", *ids[1:]], dtype=object)
+    else:
+        data["train"]["id"] = "PLACEHOLDER"
+    raw = pickle.dumps(data, protocol=4)
+    token = b"\x8c\x0bPLACEHOLDER"  # SHORT_BINUNICODE of the placeholder
+    assert raw.count(token) == 1
+    path.write_bytes(raw.replace(token, b"]" * depth + b"a" * (depth - 1)))  # EMPTY_LIST x depth, then APPEND
+
+
+@pytest.mark.parametrize("in_array, reason", [
+    (False, "is a list nested more than 8 levels deep"),
+    (True, "holds values nested too deeply to read"),
+])
+def test_a_deeply_nested_pickle_gives_train_the_same_one_line_error_as_data_check(tmp_path, in_array, reason):
+    path = tmp_path / "nested.pkl"
+    nested_pickle(path, in_array)
+    checked = run("data", "check", str(path))
+    trained = run("train", "--model", "sgmt-tav", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert checked.exit_code == 1 and reason in checked.output, checked.output
+    assert trained.exit_code == 1 and len(trained.output.strip().splitlines()) == 1, trained.output
+    assert "split 'train'" in trained.output and reason in trained.output
+    assert "Recursion" not in checked.output + trained.output and "Traceback" not in trained.output
+
+
+def test_results_record_the_installed_versions(trained):
+    out, _ = trained
+    recorded = json.loads((out / "results.json").read_text())["versions"]
+    for key, distribution in (("spikingjelly", "spikingjelly"), ("torch", "torch"), ("snn_msa", "snn-msa")):
+        assert recorded[key] == importlib.metadata.version(distribution)

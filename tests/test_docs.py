@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from snn_msa.cli.models_cmd import markdown_table, model_cards
+from snn_msa.registry import model_cards, zoo_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_zoo_table_in_docs_matches_registry():
     text = (ROOT / "docs" / "model.md").read_text()
     table = text.split("<!-- zoo-table:start -->\n", 1)[1].split("\n<!-- zoo-table:end -->", 1)[0]
-    assert table == markdown_table(model_cards()), "regenerate with: snn-msa models --markdown"
+    assert table == zoo_table(model_cards()), "regenerate with: snn-msa models --markdown"
 
 
 def test_cli_reference_matches_commands():

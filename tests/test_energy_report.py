@@ -95,9 +95,9 @@ def test_padding_all_counts_at_least_as_much(report, data):
     assert "Every position counts" in " ".join(everything["assumptions"])
 
 
-def test_entries_without_a_card_twin_and_the_twin_itself(data):
+def test_an_ablations_twin_is_the_one_named_on_its_card_and_the_twin_itself(data):
     ablation = energy_report("sgmt-ta", data=data, samples=1, overrides=SMALL)
-    assert ablation["twin"] == "sgmt-ta (spiking=False)" and ablation["totals"]["ann"]["ac"] == 0
+    assert ablation["twin"] == "sgmt-ta-ann" and ablation["totals"]["ann"]["ac"] == 0
     twin = energy_report("sgmt-tav-ann", data=data, samples=1, overrides=SMALL)
     assert (twin["model"], twin["twin"]) == ("sgmt-tav", "sgmt-tav-ann")
 

@@ -28,7 +28,10 @@ from snn_msa.experiments import (
     run_grid,
     select_best,
 )
+from snn_msa.experiments import compare as compare_mod
 from snn_msa.experiments import worker as worker_mod
+from snn_msa.metrics import METRIC_KEYS
+from snn_msa.registry import create_model
 from snn_msa.training import NonFiniteLossError
 from snn_msa.training.data_source import data_spec
 from snn_msa.training.results import RESULTS_FORMAT, write_json
@@ -421,3 +424,52 @@ def test_the_default_folder_is_named_after_the_command_model_and_data(fake, tmp_
     assert result.exit_code == 0, result.output
     assert (tmp_path / "runs" / "grid-sgmt-tav-synthetic-mosi" / "grid.csv").is_file()
     assert "Mult_acc_7" in result.output  # MOSI's key metric
+
+
+def test_comparison_has_table_1s_layout_for_baselines_and_sgmt(fake, short_data, tmp_path, monkeypatch):
+    """Every MMSA metric, parameters, both energies, ACs and MACs, and the paper's row under each model that has one."""
+    fake()
+    counted = {"energy_pj": 1.5e6, "memory_pj": 4.0e6, "ac": 2.0e5, "mac": 3.0e5, "side": "snn", "samples": 4}
+    asked = []
+
+    def energy_per_sample(outcome, data, samples):
+        asked.append(outcome.run.model)
+        return dict(counted)
+
+    monkeypatch.setattr(compare_mod, "energy_per_sample", energy_per_sample)
+    result = run_comparison(["sgmt-tav", "mult", "tfn"], base(short_data["simsv2"]), tmp_path / "c", energy_samples=4)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert result["metric_keys"] == METRIC_KEYS["sims"]
+    assert rows["sgmt-tav"]["energy_memory_pj_per_sample"] == 4.0e6 and rows["sgmt-tav"]["mac_per_sample"] == 3.0e5
+    assert asked == ["sgmt-tav", "mult", "tfn"]  # the energy counter counts every model
+    assert rows["tfn"]["ac_per_sample"] == 2.0e5
+    assert rows["mult"]["Mult_acc_5_paper"] == 0.5481 and rows["tfn"]["MAE_paper"] == 0.3031
+    assert rows["mult"]["recipe"] == "lr 0.002, batch 16, wd 0.001, clip 0.6"
+    mult = create_model("mult", dataset="simsv2", feature_dims=load_dataset(short_data["simsv2"]).feature_dims)
+    assert rows["mult"]["parameters"] == sum(p.numel() for p in mult.parameters())
+    text = result["markdown"]
+    for header in ("parameters", "energy / sample (45 nm)", "energy / sample (memory-aware)", "ACs / sample",
+                   "MACs / sample", *METRIC_KEYS["sims"]):
+        assert f" {header} |" in text
+    assert "| mult | ours |" in text and "|  | paper | – | 0.7319 | 0.5481 | 0.8073 | 0.2905 | 0.7378 |" in text
+    assert "1.500 µJ" in text and "4.000 µJ" in text and "200,000" in text
+    assert "mult: lr 0.002, batch 16" in text
+    assert "energy_memory_pj_per_sample" in read_csv(result["files"]["csv"])[0]
+
+
+def test_comparison_on_mosei_shaped_data_has_table_2s_columns(fake, tmp_path):
+    fake()
+    data = str(write_pickle(make_synthetic("mosei", (16, 8, 8), seed=0, seq_lens=(8, 12, 10)), tmp_path / "mosei.pkl"))
+    result = run_comparison(["mult", "lmf"], base(data), tmp_path / "c", energy_samples=0)
+    assert result["metric_keys"] == METRIC_KEYS["mosi"]
+    mult = result["rows"][0]
+    assert mult["Mult_acc_7_paper"] == 0.518 and mult["Non0_acc_2_paper"] == 0.825 and mult["Mult_acc_5_paper"] is None
+    assert "Table 2, CMU-MOSEI" in result["markdown"]
+
+
+def test_comparison_refuses_sgmt_overrides_for_baselines_before_training(fake, short_data, tmp_path):
+    trainer = fake()
+    with pytest.raises(ExperimentError, match="mult cannot take the shared model overrides \\(scale1=1.0\\)"):
+        run_comparison(["sgmt-tav", "mult"], base(short_data["simsv2"], model_overrides={"scale1": 1.0}), tmp_path / "c",
+                       energy_samples=0)
+    assert trainer.calls == []

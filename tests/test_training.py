@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from snn_msa import atomic
 from snn_msa.data import load_dataset
 from snn_msa.data.synthetic import make_synthetic, write_pickle
 from snn_msa.model import SGMT
+from snn_msa.output_lock import LOCK_NAME
 from snn_msa.registry import get_card, list_models
 from snn_msa.training import (
     CheckpointError,
@@ -59,10 +62,12 @@ def without_times(history: list[dict]) -> list[dict]:
 
 
 def test_recipe_defaults_come_from_the_card_and_overrides_win():
-    card = get_card("sgmt-tav").train
+    card = get_card("sgmt-tav").recipe
     recipe = TrainSettings(model="sgmt-tav").recipe()
-    assert recipe.lr == card["lr"] and recipe.batch_size == card["batch_size"]
-    assert recipe.max_epochs == card["max_epochs"] and recipe.patience == card["patience"] == 8
+    assert recipe == card and recipe.patience == 8
+    # an entry tuned per data set (MMSA's baselines) takes the run's data set's recipe
+    assert TrainSettings(model="lf-dnn", dataset="mosei").recipe() == get_card("lf-dnn").recipe_for("mosei")
+    assert TrainSettings(model="lf-dnn").recipe("mosei").batch_size == 64 != TrainSettings(model="lf-dnn").recipe().batch_size
     changed = TrainSettings(model="sgmt-tav", epochs=3, lr=5e-4, batch_size=8, patience=2, grad_clip=0).recipe()
     assert (changed.max_epochs, changed.lr, changed.batch_size, changed.patience, changed.grad_clip) == (3, 5e-4, 8, 2, 0.0)
 
@@ -285,8 +290,8 @@ def test_a_finished_run_is_not_overwritten_by_accident(tmp_path, tiny, full_run)
         train(settings(full_run[0], epochs=4), dataset=tiny)
     train(settings(tmp_path, epochs=1), dataset=tiny)
     again = train(settings(tmp_path, epochs=1, seeds=(5,), overwrite=True), dataset=tiny)
-    assert again["seeds"][0]["seed"] == 5 and sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "results.json", "seed-5"]
+    kept = sorted(p.name for p in (tmp_path / "run").iterdir() if p.name != LOCK_NAME)  # the lock file stays
+    assert again["seeds"][0]["seed"] == 5 and kept == ["results.json", "seed-5"]
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, tiny, monkeypatch):
@@ -326,10 +331,12 @@ def test_dataset_must_agree_with_the_settings(tmp_path, tiny):
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_zoo_entry_trains(tmp_path, tiny, name):
-    results = train(settings(tmp_path, model=name, epochs=1), dataset=tiny)
+    # SGMT's tiny widths; the baselines at their defaults but TFN's 35 M-parameter fusion made small
+    overrides = TINY if name.startswith("sgmt") else {"tfn": {"hidden_dims": (8, 4, 8), "text_out": 8}}.get(name, {})
+    results = train(settings(tmp_path, model=name, epochs=1, model_overrides=overrides), dataset=tiny)
     run = results["seeds"][0]
     assert run["best_epoch"] == 1 and all(math.isfinite(v) for v in [run["best_valid_loss"], run["test_loss"]])
-    assert (run["firing_rate"] is None) == name.endswith("-ann")
+    assert (run["firing_rate"] is None) == (not get_card(name).spiking)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -361,12 +368,11 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     ckpt_mod.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, path, "best")
     before = path.read_bytes()
 
-    def broken_save(obj, stream):
-        stream.write(b"half a file")
-        raise OSError("disk full")
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)  # the bytes are in the temporary file; it cannot be made durable
+    with pytest.raises(atomic.WriteError, match="best.pt: could not write it: no space left.*previous file is unchanged"):
         ckpt_mod.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, path, "best")
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["best.pt"]
 
@@ -400,3 +406,12 @@ def test_rng_state_round_trips():
     ckpt_mod.set_rng_state(state)
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_a_run_takes_the_recipe_of_its_data_sets_profile(tmp_path):
+    """MMSA tunes TFN per data set: on MOSI-shaped data the run uses MOSI's lr (1e-3), not CH-SIMS's (5e-4)."""
+    mosi = load_dataset(None, "mosi", synthetic_sizes=(8, 4, 4))
+    small = {"hidden_dims": (8, 4, 8), "text_out": 8}
+    results = train(settings(tmp_path, model="tfn", epochs=1, batch_size=None, model_overrides=small), dataset=mosi)
+    assert results["recipe"] == get_card("tfn").recipe_for("mosi").with_changes(max_epochs=1).as_dict()
+    assert results["recipe"]["lr"] == 1e-3

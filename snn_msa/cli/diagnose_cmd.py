@@ -9,8 +9,7 @@ import click
 from snn_msa.registry import list_models
 
 from .options import DATASET_OPTION, allow_nonfinite_option, model_override_options, options, pop_model_overrides
-
-SPLITS = ("train", "valid", "test")
+from snn_msa.data.validate import SPLITS
 
 
 @click.command("diagnose")

@@ -11,8 +11,8 @@ from snn_msa.data.synthetic import DEFAULT_SIZES
 from snn_msa.registry import list_models
 
 from .options import DATASET_OPTION, allow_nonfinite_option, model_override_options, options, pop_model_overrides
+from snn_msa.data.validate import SPLITS
 
-SPLITS = ("train", "valid", "test")
 # The built-in data's test split, whole: the default never asks for more samples than it has.
 DEFAULT_SAMPLES = DEFAULT_SIZES[2]
 

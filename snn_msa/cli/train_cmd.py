@@ -21,8 +21,7 @@ from .options import (
     pop_model_overrides,
     tensorboard_options,
 )
-
-SPLITS = ("train", "valid", "test")
+from snn_msa.data.validate import SPLITS
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
@@ -33,14 +32,21 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
-    """``"1111,1112"`` -> ``(1111, 1112)``; a clear error otherwise."""
+    """``"1111,1112"`` -> ``(1111, 1112)``; a clear error for an empty entry or a word that is not an integer.
+
+    An empty entry (``1111,,1112`` or a trailing comma) is refused rather than
+    skipped: it is most often a seed lost while editing the list.
+    """
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
+        raise click.ClickException("--seeds needs at least one integer, for example --seeds 1111.")
+    if not all(parts):
+        raise click.ClickException(f"--seeds has an empty entry in {text!r}; give integers separated by single commas, "
+                                   "for example 1111,1112,1113.")
     try:
-        seeds = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+        return tuple(int(part) for part in parts)
     except ValueError:
         raise click.ClickException(f"--seeds takes integers separated by commas, for example 1111,1112,1113; got {text!r}.") from None
-    if not seeds:
-        raise click.ClickException("--seeds needs at least one integer, for example --seeds 1111.")
-    return seeds
 
 
 def check_model(name: str) -> str:

@@ -242,6 +242,11 @@ class MSADataset:
     storage: str = "memory"
     _close: Callable[[], None] | None = field(default=None, repr=False)
 
+    @property
+    def is_builtin(self) -> bool:
+        """Whether this is the built-in synthetic data (no ``--data`` given), not a file."""
+        return self.source.startswith("built-in")
+
     def describe(self) -> str:
         """One line for command output: what was loaded, and that it is synthetic when it is."""
         sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)
@@ -255,7 +260,7 @@ class MSADataset:
         ]
         if cleaned:
             parts.append(f"{cleaned} non-finite feature cell{'s' if cleaned != 1 else ''} set to 0")
-        if self.source.startswith("built-in"):
+        if self.is_builtin:
             head = f"{self.source} (SYNTHETIC: no --data given, so results say nothing about {self.profile.title})"
         else:
             kind = "HDF5 store, read per batch" if self.storage == "hdf5" else "pickle, in memory"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
 
 from ..atomic import atomic_path
 from .errors import DataError
@@ -90,17 +93,58 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+#: What a written feature file may take beyond its arrays' bytes: HDF5 chunk and
+#: string overhead, pickle framing. Measured with benchmarks/write_size_margin.py:
+#: synthetic SIMS- and MOSI-shaped files are within 2 % of their arrays' bytes
+#: (docs/data.md); the margin is generous on purpose.
+SIZE_MARGIN = 0.10
+SIZE_SLACK = 1 << 20
+
+
+def estimated_size(data: Any) -> int:
+    """Bytes a feature dict takes when written (its arrays' bytes, plus :data:`SIZE_MARGIN` and :data:`SIZE_SLACK`).
+
+    A walk in a loop over dicts, lists and arrays (no recursion, so a hostile
+    nesting cannot overflow the stack); strings count their UTF-8 bytes, every
+    other leaf 8 bytes.
+
+    >>> estimated_size({"train": {"audio": np.zeros((2, 3, 4), np.float32)}}) == int(96 * 1.1) + (1 << 20)
+    True
+    """
+    total, pending = 0, [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+        elif isinstance(value, np.ndarray) and value.dtype.kind == "O":
+            pending.extend(value.reshape(-1).tolist())
+        elif isinstance(value, np.ndarray):
+            total += value.nbytes
+        elif isinstance(value, (str, bytes)):
+            total += len(value.encode("utf-8") if isinstance(value, str) else value)
+        else:
+            total += 8
+    return int(total * (1 + SIZE_MARGIN)) + SIZE_SLACK
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[str]:
+def atomic_output(path: str | os.PathLike, needed: int | None = None) -> Iterator[str]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     On any error the temporary file is removed and an existing ``path`` is left
-    as it was.
+    as it was. With ``needed`` (bytes), a file system with less free space is
+    refused before anything is written (see :func:`snn_msa.atomic.require_free_space`).
+
+    Raises:
+        DataError: ``path`` is a folder, or its folder does not exist.
+        snn_msa.atomic.WriteError: not enough free space, or the write failed.
     """
     target = Path(path)
     if target.is_dir():
         raise DataError("is a folder; give a file name to write.", file=str(target))
     if not target.parent.exists():
         raise DataError(f"the folder {str(target.parent)!r} does not exist; create it first.", file=str(target))
-    with atomic_path(target) as tmp:
+    with atomic_path(target, needed=needed) as tmp:
         yield tmp

@@ -26,7 +26,7 @@ import numpy as np
 
 from .cleaning import FEATURE_KEYS, count_nonfinite
 from .errors import DataError
-from .files import atomic_output, detect_format, same_file
+from .files import atomic_output, detect_format, estimated_size, same_file
 from .safe_pickle import restricted_load
 from .validate import inspect_splits
 
@@ -116,12 +116,21 @@ def _write_value(group: Any, key: str, value: Any, file: str, split: str | None)
 
 
 def write_store(data: Mapping, path: str | os.PathLike, *, source: str | None = None) -> Path:
-    """Write an MMSA feature dict to an HDF5 store at ``path``, atomically."""
+    """Write an MMSA feature dict to an HDF5 store at ``path``, atomically.
+
+    The free space is checked against :func:`~snn_msa.data.files.estimated_size`
+    before the HDF5 library is called: on a full disk it can crash the whole
+    process (a segmentation fault after its own tracebacks), past any ``except``.
+
+    Raises:
+        snn_msa.atomic.WriteError: too little free space, or the write failed;
+            ``path`` is left as it was.
+    """
     if not isinstance(data, Mapping):
         raise DataError(f"holds a {type(data).__name__}; expected a dict of splits.", file=source)
     h5py = _h5py()
     name = source or os.fspath(path)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, needed=estimated_size(data)) as tmp:
         with h5py.File(tmp, "w", track_order=True) as f:  # keys keep the pickle's order
             f.attrs["format"] = STORE_FORMAT
             f.attrs["format_version"] = STORE_VERSION

@@ -56,7 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from ..profiles import DatasetProfile, get_profile
-from .files import atomic_output
+from .files import atomic_output, estimated_size
+from .validate import SPLITS
 
 __all__ = ["make_synthetic", "write_pickle", "channel_statistics", "DEFAULT_SIZES", "SYNTHETIC_ID_PREFIX"]
 
@@ -241,12 +242,17 @@ def make_synthetic(
     if len(lens) != 3 or lens[0] < 2 * TEXT_STEPS or min(lens) < 1:
         raise ValueError(f"seq_lens must be three lengths (text, audio, vision) with text at least {2 * TEXT_STEPS}; got {lens}.")
     return {split: _make_split(profile, split, n, seed, aligned, lens)  # type: ignore[arg-type]
-            for split, n in zip(("train", "valid", "test"), sizes)}
+            for split, n in zip(SPLITS, sizes)}
 
 
 def write_pickle(data: dict, path: str | os.PathLike) -> Path:
-    """Pickle ``data`` to ``path`` as MMSA does (protocol 4), through a temporary file in the same folder."""
-    with atomic_output(path) as tmp:
+    """Pickle ``data`` to ``path`` as MMSA does (protocol 4), through a temporary file in the same folder.
+
+    Raises:
+        snn_msa.atomic.WriteError: too little free space (checked first), or the
+            write failed; ``path`` is left as it was.
+    """
+    with atomic_output(path, needed=estimated_size(data)) as tmp:
         with open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=4)
     return Path(path)

@@ -32,6 +32,8 @@ PER_SAMPLE_KEYS = (
     "classification_labels", "classification_labels_T", "classification_labels_A", "classification_labels_V",
 )
 LABEL_TOLERANCE = 1e-4
+#: The deepest list nesting a field may have (MMSA fields have at most 3 dimensions; this leaves room).
+MAX_NESTING = 8
 
 
 @dataclass
@@ -112,15 +114,32 @@ class Inspection:
             raise err
 
 
+class NestedTooDeep(ValueError):
+    """A list nested deeper than :data:`MAX_NESTING` levels (no MMSA field is)."""
+
+
 def shape_of(value: Any) -> tuple[int, ...]:
-    """Shape of an array, an ``h5py.Dataset`` or a (nested) list, without reading datasets."""
-    if hasattr(value, "shape") and not isinstance(value, (list, tuple)):
-        return tuple(int(s) for s in value.shape)
-    if isinstance(value, (list, tuple)):
-        if len(value) and isinstance(value[0], (list, tuple, np.ndarray)):
-            return (len(value),) + shape_of(value[0])
-        return (len(value),)
-    return ()
+    """Shape of an array, an ``h5py.Dataset`` or a (nested) list, without reading datasets.
+
+    Lists are walked down their first items in a loop, not by recursion, so a
+    hostile file nested 100,000 levels deep gives :class:`NestedTooDeep`, not a
+    ``RecursionError``.
+
+    >>> shape_of([[1, 2, 3], [4, 5, 6]])
+    (2, 3)
+    """
+    shape: list[int] = []
+    while isinstance(value, (list, tuple)):
+        if len(shape) >= MAX_NESTING:
+            raise NestedTooDeep(f"is a list nested more than {MAX_NESTING} levels deep; an MMSA field has at most "
+                                "3 dimensions. The file is damaged or was not written by MMSA's tools.")
+        shape.append(len(value))
+        if not len(value) or not isinstance(value[0], (list, tuple, np.ndarray)):
+            return tuple(shape)
+        value = value[0]
+    if hasattr(value, "shape"):
+        return tuple(shape) + tuple(int(s) for s in value.shape)
+    return tuple(shape)
 
 
 def read_small(value: Any) -> np.ndarray:
@@ -162,7 +181,14 @@ def _as_vector(values: np.ndarray, split: str, key: str, n: int, problems: list[
 def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key: str, require_labels: bool = True) -> SplitInfo:
     info = SplitInfo(name)
     errors_before = sum(p.severity == "error" for p in problems)
-    info.shapes = {str(k): shape_of(v) for k, v in split.items()}
+    unreadable: set[str] = set()  # reported once here, skipped by the checks below
+    for key, value in split.items():
+        try:
+            info.shapes[str(key)] = shape_of(value)
+        except NestedTooDeep as error:
+            problems.append(Problem("error", str(error), name, str(key)))
+            info.shapes[str(key)] = ()
+            unreadable.add(str(key))
 
     required = (text_key, "audio", "vision") + ((LABEL_KEY,) if require_labels else ())
     for key in required:
@@ -181,7 +207,7 @@ def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key:
     # Feature arrays: rank 3, numeric.
     for modality in MODALITIES:
         key = text_key if modality == "text" else modality
-        if key not in split:
+        if key not in split or key in unreadable:
             continue
         shape = info.shapes[key]
         if len(shape) != 3:
@@ -196,7 +222,7 @@ def _inspect_split(name: str, split: Mapping, problems: list[Problem], text_key:
         return info
     n = info.n = info.shapes[reference][0]
     for key in PER_SAMPLE_KEYS + ((text_key,) if text_key not in PER_SAMPLE_KEYS else ()):
-        if key in split and key != reference:
+        if key in split and key != reference and key not in unreadable:
             shape = info.shapes[key]
             if not shape:
                 problems.append(Problem("error", f"is a single value; expected one entry per sample ({n}).", name, key))
@@ -332,7 +358,11 @@ def inspect_splits(top: Any, file: str, *, text_key: str = "text", require_label
         if not isinstance(split, Mapping):
             problems.append(Problem("error", f"is a {type(split).__name__}; expected a dict of arrays.", name))
             continue
-        found.splits[name] = _inspect_split(name, split, problems, text_key, require_labels)
+        try:
+            found.splits[name] = _inspect_split(name, split, problems, text_key, require_labels)
+        except RecursionError:  # a hostile nesting that shape_of's cap does not see (inside an object array)
+            problems.append(Problem("error", "holds values nested too deeply to read; the file is damaged or was not "
+                                    "written by MMSA's tools.", name))
 
     usable = [s for s in found.splits.values() if all(
         len(s.shapes.get(text_key if m == "text" else m, ())) == 3 for m in MODALITIES)]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
+
+from ..atomic import write_atomic
 
 
 def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -12,7 +15,7 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
 
     Rows with no AC and no MAC in either model (LayerNorm, softmax, neuron
     updates: unpriced in the 45 nm estimate) are left out; the title says so.
-    The format follows the file's suffix (PNG by default).
+    The format follows the file's suffix (PNG by default); the file is written atomically.
     """
     import matplotlib
 
@@ -52,7 +55,8 @@ def plot_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         out = Path(path)
-        fig.savefig(out, dpi=120)
+        buffer = io.BytesIO()  # drawn in memory, then written atomically: a failed write leaves no half file
+        fig.savefig(buffer, format=out.suffix.lstrip(".").lower() or "png", dpi=120)
     finally:
         plt.close(fig)
-    return out
+    return write_atomic(out, buffer.getvalue())

@@ -19,6 +19,7 @@ from . import memory
 from .constants import E_AC_PJ, E_MAC_PJ, FIFO_CAPACITY, OTHER_OPS, WORD_BYTES, energy_45nm_pj
 from spikingjelly.activation_based.neuron import BaseNode
 
+from ..data.validate import SPLITS
 from ..neurons import LIF, ConnectedLIF
 from .counting import PADDING, LayerCount, count_batches
 
@@ -260,7 +261,7 @@ def energy_report(
         raise EnergyError(f"samples must be at least 1, got {samples}.")
     if batch_size is not None and int(batch_size) < 1:
         raise EnergyError(f"batch size must be at least 1, got {batch_size}.")
-    if split not in ("train", "valid", "test"):
+    if split not in SPLITS:
         raise EnergyError(f"split must be train, valid or test, got {split!r}.")
     if dataset is not None:
         try:
@@ -354,9 +355,9 @@ def _config(model: nn.Module) -> dict[str, Any] | None:
     config = getattr(model, "config", None)
     if config is None or not dataclasses.is_dataclass(config):
         return None
-    from ..training.checkpoint import plain
+    from ..training.results import json_safe
 
-    return plain(dataclasses.asdict(config))
+    return json_safe(dataclasses.asdict(config))
 
 
 def assumptions(report: dict[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from ..training import TrainSettings
 from ..training.data_source import data_spec, load_training_data
-from ..training.results import RESULTS_FORMAT, aggregate, mean_std
+from ..training.results import RESULTS_FORMAT, aggregate, json_safe, mean_std
 from .errors import ExperimentError
 from .study import DEFAULT_HEARTBEAT, describe_storage, open_storage, open_study
 from .trials import TrialPlan, survey, trial_folder
@@ -368,7 +368,7 @@ def finished_results(folder: Path, settings: TrainSettings, spec: dict[str, Any]
         results.get("model") == settings.model
         and stored.get("seeds") == list(settings.seeds)
         and results.get("recipe") == settings.recipe().as_dict()
-        and _plain(stored.get("model_overrides") or {}) == _plain(settings.model_overrides)
+        and json_safe(stored.get("model_overrides") or {}) == json_safe(dict(settings.model_overrides))
     )
     return results if same else None
 
@@ -376,9 +376,4 @@ def finished_results(folder: Path, settings: TrainSettings, spec: dict[str, Any]
 def started(folder: Path) -> bool:
     """Whether the folder holds a run the trainer can continue (seed folders or results)."""
     return folder.is_dir() and (any(folder.glob("seed-*")) or (folder / "results.json").is_file())
-
-
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, sort_keys=True))
-
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..atomic import write_atomic
+from ..data.validate import SPLITS
 
 MISSING = "–"
 
@@ -103,21 +104,37 @@ def outcome_row(outcome, keys: Sequence[str]) -> dict[str, Any]:
     return row
 
 
-def settings_lines(base, dataset, seeds: Sequence[int]) -> list[str]:
-    """What every table says about the runs behind it: data, seeds, recipe, shared model overrides."""
-    recipe = base.recipe()
-    synthetic = dataset.source.startswith("built-in") or dataset.is_synthetic
-    sizes = "/".join(str(len(dataset.splits[s])) for s in ("train", "valid", "test"))
+def settings_lines(base, dataset, seeds: Sequence[int], recipes: dict[str, str] | None = None) -> list[str]:
+    """What every table says about the runs behind it: data, seeds, recipe, shared model overrides.
+
+    ``recipes`` (model -> recipe text) lists each model's own recipe where the models do not share one.
+    """
+    recipe = base.recipe(dataset.profile.name)
+    synthetic = dataset.is_builtin or dataset.is_synthetic
+    sizes = "/".join(str(len(dataset.splits[s])) for s in SPLITS)
     data = f"{dataset.source} ({dataset.profile.title} format, train/valid/test {sizes})"
     lines = [f"- Data: {data}" + (": SYNTHETIC, so the numbers only show that the pipeline works" if synthetic else "")]
     lines.append(f"- Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}; "
                  + ("mean ± population std over seeds" if len(seeds) > 1 else "one seed, so no std") + ")")
-    lines.append(f"- Recipe: Adam lr {recipe.lr:g}, batch {recipe.batch_size}, up to {recipe.max_epochs} epochs, "
-                 f"early stopping on the validation loss (patience {recipe.patience}), test metrics of the best epoch")
+    if recipes and len(set(recipes.values())) > 1:
+        own = "; ".join(f"{model}: {text}" for model, text in recipes.items())
+        lines.append(f"- Recipe: Adam, each model's card recipe for this data set ({own}), up to {recipe.max_epochs} "
+                     f"epochs, early stopping on the validation loss (patience {recipe.patience}), test metrics of the "
+                     "best epoch")
+    else:
+        lines.append(f"- Recipe: Adam lr {recipe.lr:g}, batch {recipe.batch_size}, up to {recipe.max_epochs} epochs, "
+                     f"early stopping on the validation loss (patience {recipe.patience}), test metrics of the best epoch")
     if base.model_overrides:
         shared = ", ".join(f"{k}={v}" for k, v in sorted(base.model_overrides.items()))
         lines.append(f"- Model overrides shared by every run: {shared}")
     return lines
+
+
+def count_text(value: float | None) -> str:
+    """A count with thousands separators: ``1873701`` -> ``"1,873,701"``; missing -> ``"–"``."""
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return MISSING
+    return f"{value:,.0f}"
 
 
 def energy_text(pj: float | None) -> str:

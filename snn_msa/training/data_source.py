@@ -17,8 +17,8 @@ import numpy as np
 from ..data import DataError, load_dataset
 from ..data.nonfinite import as_record
 from .errors import CheckpointError, TrainingError
+from ..data.validate import SPLITS
 
-SPLITS = ("train", "valid", "test")
 SYNTHETIC_SEED = 0  # the seed of the built-in synthetic data every command uses
 
 
@@ -61,7 +61,7 @@ def fingerprint(split, rows: int = 8) -> str:
 
 def data_spec(dataset, path: str | None) -> dict[str, Any]:
     """What a checkpoint records about the data (plain values only)."""
-    built_in = dataset.source.startswith("built-in")
+    built_in = dataset.is_builtin
     return {
         "source": dataset.source,
         "path": None if built_in or path is None else os.path.abspath(os.path.expanduser(path)),

@@ -22,8 +22,7 @@ from .errors import CheckpointError, TrainingError
 from .loop import evaluate
 from .results import json_safe
 from .settings import resolve_device, use_threads
-
-SPLITS = ("train", "valid", "test")
+from ..data.validate import SPLITS
 
 
 def evaluate_checkpoint(

@@ -36,8 +36,8 @@ from .errors import TrainingError
 from .evaluate import check_feature_dims, model_from_checkpoint
 from .loop import to_device
 from .settings import resolve_device, use_threads
+from ..data.validate import SPLITS
 
-SPLITS = ("train", "valid", "test")
 SPLIT_CHOICES = SPLITS + ("all",)
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 

@@ -6,9 +6,11 @@ MMSA's ``run.py`` computes it for its published tables.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import os
+import platform
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -18,6 +20,26 @@ from ..atomic import write_atomic
 
 RESULTS_FORMAT = "snn-msa-results"
 RESULTS_VERSION = 1
+#: results.json key -> the installed distribution whose version it records.
+VERSIONED_DISTRIBUTIONS = {"snn_msa": "snn-msa", "torch": "torch", "spikingjelly": "spikingjelly", "numpy": "numpy",
+                           "h5py": "h5py"}
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of the software a result came from, read from the package metadata.
+
+    A package's ``__version__`` attribute is not used: SpikingJelly 2.0 has none,
+    which recorded ``"unknown"``. A distribution that is not installed records
+    ``"not installed"``.
+    """
+    found = {}
+    for key, distribution in VERSIONED_DISTRIBUTIONS.items():
+        try:
+            found[key] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            found[key] = "not installed"
+    found["python"] = platform.python_version()
+    return found
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:

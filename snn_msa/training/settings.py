@@ -1,7 +1,8 @@
 """What a training run is asked to do (:class:`TrainSettings`) and the recipe it resolves to.
 
-Every zoo entry carries its default recipe on its card (``get_card(name).train``);
-a setting left at ``None`` takes the entry's value, anything else overrides it.
+Every zoo entry carries its recipe on its card (``get_card(name).recipe_for(dataset)``,
+a :class:`~snn_msa.recipe.Recipe`); a setting left at ``None`` takes the entry's
+value, anything else overrides it.
 """
 
 from __future__ import annotations
@@ -15,41 +16,13 @@ from typing import Any, Mapping
 import torch
 
 from ..profiles import get_profile
+from ..recipe import Recipe
 from ..registry import UnknownModelError, get_card
 from .errors import TrainingError
 
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_SEEDS = (1111,)
 CLI_THREADS = 1  # what snn-msa train uses unless --threads says otherwise
-# What the trainer uses when an entry's card leaves a value out (MMSA's usual values).
-FALLBACK_RECIPE = {"lr": 1e-3, "batch_size": 32, "max_epochs": 40, "patience": 8, "weight_decay": 0.0, "grad_clip": 1.0}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """The concrete optimisation recipe of one run (no ``None`` left).
-
-    Attributes:
-        lr: Adam's learning rate.
-        batch_size: samples per batch, for training and for evaluation.
-        max_epochs: the most epochs to train; early stopping may end the run sooner.
-        patience: epochs without a better validation loss before stopping (MMSA: 8).
-        weight_decay: Adam's L2 weight decay.
-        grad_clip: the largest gradient norm (clipped above it); 0 switches clipping off.
-    """
-
-    lr: float
-    batch_size: int
-    max_epochs: int
-    patience: int
-    weight_decay: float
-    grad_clip: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
 @dataclass(frozen=True)
 class TrainSettings:
     """One ``snn-msa train`` run: which model, which data, and any change to the entry's recipe.
@@ -135,29 +108,15 @@ class TrainSettings:
         if self.resume and self.overwrite:
             raise TrainingError("resume and overwrite exclude each other: resume continues the run in out, overwrite replaces it.")
 
-    def recipe(self) -> Recipe:
-        """The entry's default recipe with this run's overrides applied."""
+    def recipe(self, dataset: str | None = None) -> Recipe:
+        """The entry's recipe on ``dataset`` (default: this run's) with this run's overrides applied."""
         try:
             card = get_card(self.model)
         except UnknownModelError as error:
             raise TrainingError(str(error)) from None
-        base = {**FALLBACK_RECIPE, **card.train}
-        chosen = {
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "max_epochs": self.epochs,
-            "patience": self.patience,
-            "weight_decay": self.weight_decay,
-            "grad_clip": self.grad_clip,
-        }
-        merged = {k: (base[k] if v is None else v) for k, v in chosen.items()}
-        return Recipe(
-            lr=float(merged["lr"]),
-            batch_size=int(merged["batch_size"]),
-            max_epochs=int(merged["max_epochs"]),
-            patience=int(merged["patience"]),
-            weight_decay=float(merged["weight_decay"]),
-            grad_clip=float(merged["grad_clip"] or 0.0),
+        return card.recipe_for(dataset or self.dataset).with_changes(
+            lr=self.lr, batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
+            weight_decay=self.weight_decay, grad_clip=self.grad_clip,
         )
 
     def out_dir(self, dataset_name: str) -> Path:

@@ -19,9 +19,9 @@ each improvement rewrites ``seed-<s>/best.pt``; the end writes ``results.json``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import platform
 import random
 import shutil
 import time
@@ -31,9 +31,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .. import __version__
 from ..data.nonfinite import summary as nonfinite_summary
+from ..data.validate import SPLITS
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
+from ..output_lock import OutputHold, describe_holder, hold_output
 from ..registry import UnknownModelError, create_model
 from . import distributed
 from .checkpoint import (
@@ -41,7 +42,6 @@ from .checkpoint import (
     load_checkpoint,
     load_weights,
     model_spec,
-    plain,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -50,7 +50,16 @@ from .data_source import data_spec, load_training_data
 from .errors import CheckpointError, NonFiniteLossError, TrainingError
 from .loop import train_epoch
 from .progress import Progress
-from .results import RESULTS_FORMAT, RESULTS_VERSION, aggregate, format_mean_std, format_metrics, json_safe, write_json
+from .results import (
+    RESULTS_FORMAT,
+    RESULTS_VERSION,
+    aggregate,
+    format_mean_std,
+    format_metrics,
+    json_safe,
+    versions,
+    write_json,
+)
 from .settings import Recipe, TrainSettings, use_threads
 from .tensorboard_log import EpochLog
 
@@ -66,18 +75,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    """Versions of the software a result came from."""
-    try:
-        import spikingjelly
-
-        sj = getattr(spikingjelly, "__version__", "unknown")
-    except ImportError:  # pragma: no cover - a hard dependency
-        sj = "missing"
-    return {"snn_msa": str(__version__), "torch": str(torch.__version__), "spikingjelly": str(sj),
-            "python": platform.python_version()}
 
 
 def train(
@@ -101,14 +98,21 @@ def train(
     Returns:
         The content of ``<out>/results.json`` (strict JSON: NaN is ``None``).
 
+    The run holds its output folder for as long as it writes there
+    (:func:`~snn_msa.output_lock.hold_output`): a second run aimed at the same
+    folder stops at once.
+
     Raises:
         TrainingError: bad settings, an unknown model, an occupied run folder, a
             checkpoint that does not fit a resumed run.
+        snn_msa.output_lock.OutputBusyError: another process is running in the folder.
+        snn_msa.atomic.WriteError: a checkpoint or results.json could not be written
+            (full disk, I/O error); the files written before are kept.
         NonFiniteLossError: the loss became NaN or infinite (the last good
             checkpoint is kept).
         snn_msa.data.DataError: the data file cannot be used.
     """
-    recipe = settings.recipe()  # also checks the model name
+    recipe = settings.recipe()  # also checks the model name (the data set's own recipe is taken once it is loaded)
     world, device = distributed.start(settings.device)
     try:
         return _train(settings, recipe, world, device, dataset, echo, bars)
@@ -119,13 +123,36 @@ def train(
 def _train(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device, dataset,
            echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
     _build_model(settings, None)  # bad model overrides fail before the data is loaded
-    dataset = load_training_data(settings, dataset)
-    distributed.check_world_size(world, len(dataset.splits["train"]), recipe.batch_size)
+    with contextlib.ExitStack() as held:
+        # An existing folder is held before the data is read, so a second run aimed there stops at once. A new
+        # folder is created (and held) only once the data has loaded, so bad data leaves no folder behind; the
+        # default folder's name needs the data's profile. A second hold of the same folder passes through.
+        named = settings.out_dir("") if settings.out is not None else None
+        early = _hold(world, held, named) if named is not None and named.is_dir() else None
+        dataset = load_training_data(settings, dataset)
+        recipe = settings.recipe(dataset.profile.name)  # an entry may carry its own recipe per data set
+        distributed.check_world_size(world, len(dataset.splits["train"]), recipe.batch_size)
+        out = Path(distributed.from_main(world, str(settings.out_dir(dataset.profile.name))))  # named by rank 0's clock
+        late = _hold(world, held, out)
+        taken_over = (early or late).taken_over
+        # checkpoints and results record the folder actually used
+        return _train_in(settings.with_changes(out=str(out)), recipe, world, device, dataset, taken_over, echo, bars)
+
+
+def _hold(world: distributed.World, held: contextlib.ExitStack, folder: Path) -> OutputHold:
+    """Hold ``folder`` on rank 0 (the one process that writes) until ``held`` closes; every rank gets the outcome."""
+    return distributed.on_main(world, lambda: held.enter_context(hold_output(folder)))
+
+
+def _train_in(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device, dataset,
+              taken_over: dict | None, echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
+    """:func:`train` once its output folder ``settings.out`` is held."""
     profile = dataset.profile.name
-    out = Path(distributed.from_main(world, str(settings.out_dir(profile))))  # one folder, named by rank 0's clock
-    settings = settings.with_changes(out=str(out))  # checkpoints and results record the folder actually used
+    out = Path(settings.out)
     distributed.on_main(world, lambda: _prepare_out(out, settings))
     progress = Progress(quiet=settings.quiet or not world.is_main, echo=echo, bars=bars)
+    if taken_over is not None:
+        progress.line(f"took over {out} from {describe_holder(taken_over)}, which ended without releasing it")
     family = metric_family(profile)
     spec_data = data_spec(dataset, settings.data)
 
@@ -169,8 +196,7 @@ def _train(settings: TrainSettings, recipe: Recipe, world: distributed.World, de
         "versions": versions(),
     }
     results = json_safe(results)
-    if world.is_main:
-        write_json(results, out / "results.json")
+    distributed.on_main(world, lambda: write_json(results, out / "results.json"))
 
     for text in summary_lines(results):
         progress.line(text)
@@ -190,15 +216,25 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _build_model(settings: TrainSettings, feature_dims):
-    """The zoo model with the run's overrides (profile dims when ``feature_dims`` is None)."""
-    dataset = settings.dataset if settings.dataset and feature_dims is None else None
+def _build_model(settings: TrainSettings, feature_dims, profile: str | None = None):
+    """The zoo model with the run's overrides for data set ``profile`` (default: the settings'), with
+    ``feature_dims`` from the data (the profile's dims when None)."""
     try:
-        return create_model(settings.model, dataset=dataset, feature_dims=feature_dims, **settings.model_overrides)
+        return create_model(settings.model, dataset=profile or settings.dataset, feature_dims=feature_dims,
+                            **settings.model_overrides)
     except UnknownModelError as error:
         raise TrainingError(str(error)) from None
     except ValueError as error:
         raise TrainingError(f"cannot build {settings.model!r} with {dict(settings.model_overrides)}: {error}") from None
+
+
+def parameter_groups(model, recipe: Recipe) -> list[dict[str, Any]]:
+    """Adam's parameter groups: the model's own ``optimizer_groups(lr, weight_decay)`` where it has one
+    (a baseline with MMSA's per-part learning rate or weight decay), else one group at the recipe's values."""
+    groups = getattr(model, "optimizer_groups", None)
+    if groups is None:
+        return [{"params": list(model.parameters())}]
+    return groups(recipe.lr, recipe.weight_decay)
 
 
 def _mean_std_of(values: list[float | None]) -> dict[str, Any]:
@@ -227,7 +263,7 @@ def _prepare_out(out: Path, settings: TrainSettings) -> None:
 
 def _run_key(settings: TrainSettings, recipe: Recipe, profile: str, seed: int) -> dict[str, Any]:
     data = None if settings.data is None else os.path.abspath(os.path.expanduser(settings.data))
-    return plain({
+    return json_safe({
         "model": settings.model, "dataset": profile, "data": data, "model_overrides": dict(settings.model_overrides),
         "lr": recipe.lr, "batch_size": recipe.batch_size, "patience": recipe.patience,
         "weight_decay": recipe.weight_decay, "grad_clip": recipe.grad_clip, "seed": seed,
@@ -265,11 +301,11 @@ def _train_seed(
     state = None
     if settings.resume:
         state = distributed.on_main(world, lambda: _resume_state(last_path, key))
-    save = save_checkpoint if world.is_main else _no_save
+    save = _saver(world)
 
     seed_everything(seed)
-    model = _build_model(settings, dataset.feature_dims).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    model = _build_model(settings, dataset.feature_dims, profile).to(device)
+    optimizer = torch.optim.Adam(parameter_groups(model, recipe), lr=recipe.lr, weight_decay=recipe.weight_decay)
     spec = model_spec(model, dataset.feature_dims)
     parameters = sum(p.numel() for p in model.parameters())
     model_info = {"parameters": parameters, "model_config": spec["config"], "model_overrides": spec["overrides"]}
@@ -396,8 +432,12 @@ def _resume_state(last_path: Path, key: dict[str, Any]) -> dict[str, Any] | None
     return state
 
 
-def _no_save(payload: dict[str, Any], path: Path, kind: str) -> None:
-    """What ranks other than 0 do instead of writing a checkpoint."""
+def _saver(world: distributed.World) -> Callable[[dict[str, Any], Path, str], None]:
+    """``save_checkpoint`` on rank 0; a failed write (a full disk) is raised on every rank, so none waits for it."""
+    def save(payload: dict[str, Any], path: Path, kind: str) -> None:
+        distributed.on_main(world, lambda: save_checkpoint(payload, path, kind))
+
+    return save
 
 
 def _best_payload(state: dict, epoch: int, loss: float, valid_metrics: dict | None) -> dict[str, Any]:
@@ -422,9 +462,9 @@ def _nonfinite_message(error: Exception, seed: int, epoch: int, recipe: Recipe, 
 
 def dataset_line(dataset) -> str:
     """How the start line names the data; synthetic data says so plainly."""
-    sizes = "/".join(str(len(dataset.splits[s])) for s in ("train", "valid", "test"))
+    sizes = "/".join(str(len(dataset.splits[s])) for s in SPLITS)
     title = dataset.profile.title
-    if dataset.source.startswith("built-in"):
+    if dataset.is_builtin:
         return (f"built-in SYNTHETIC data shaped like {title} ({sizes} samples), not real features: the metrics "
                 "only show that the pipeline learns; pass --data FILE to train on MMSA features")
     tag = ", SYNTHETIC data" if getattr(dataset, "is_synthetic", False) else ""
