@@ -12,7 +12,7 @@ sequence), and has ``loss(output, labels) -> (total, {head: l1})``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Mapping, Protocol, runtime_checkable
 
 import torch
 
@@ -78,6 +78,28 @@ class MSAModel(Protocol):
     ) -> ModelOutput: ...
 
     def loss(self, output: ModelOutput, labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+def weighted_l1_loss(output: ModelOutput, labels: Mapping[str, torch.Tensor],
+                     weights: Mapping[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+    r"""The multi-task loss every zoo model uses, :math:`\sum_k \lambda_k \,\mathrm{mean}|O_k - y_k|`.
+
+    ``labels`` holds ``"M"`` and, where the data has them, ``"T"``, ``"A"``,
+    ``"V"``; a head without a label of its own (a pre-fusion head, or a
+    single-modal head on MOSI/MOSEI) trains on ``"M"``. Returns the total and
+    each head's unweighted L1.
+    """
+    if "M" not in labels:
+        raise KeyError("labels must hold the multimodal label under 'M'.")
+    total, parts = None, {}
+    for head, weight in weights.items():
+        target = labels.get(head) if head != "M" else None
+        target = labels["M"] if target is None else target
+        pred = output.predictions[head]
+        l1 = (pred - target.to(pred.device, pred.dtype).view_as(pred)).abs().mean()
+        parts[head] = float(l1.detach())
+        total = weight * l1 if total is None else total + weight * l1
+    return total, parts
 
 
 def spiking_activity(model: torch.nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

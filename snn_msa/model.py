@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .contract import ModelOutput, firing_rates_of, spiking_activity
+from .contract import ModelOutput, firing_rates_of, spiking_activity, weighted_l1_loss
 from .layers import SpikingLayer
 from .neurons import NeuronSettings
 
@@ -259,17 +259,7 @@ class SGMT(nn.Module):
         ``"V"``; a single-modal head without its own label trains on ``"M"``
         (MOSI and MOSEI). Returns the total and each head's unweighted L1.
         """
-        if "M" not in labels:
-            raise KeyError("labels must hold the multimodal label under 'M'.")
-        total, parts = None, {}
-        for head, weight in self.loss_weights.items():
-            target = labels.get(head) if len(head) == 1 and head != "M" else None
-            target = labels["M"] if target is None else target
-            pred = output.predictions[head]
-            l1 = (pred - target.to(pred.device, pred.dtype).view_as(pred)).abs().mean()
-            parts[head] = float(l1.detach())
-            total = weight * l1 if total is None else total + weight * l1
-        return total, parts
+        return weighted_l1_loss(output, labels, self.loss_weights)
 
     def energy_scopes(
         self,

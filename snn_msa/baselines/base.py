@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..contract import ModelOutput
+from ..contract import ModelOutput, weighted_l1_loss
 
 MODALITIES = ("text", "audio", "vision")
 
@@ -139,17 +139,7 @@ class BaselineModel(nn.Module):
 
     def loss(self, output: ModelOutput, labels: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Weighted L1 over the heads; returns the total and each head's unweighted L1."""
-        if "M" not in labels:
-            raise KeyError("labels must hold the multimodal label under 'M'.")
-        total, parts = None, {}
-        for head, weight in self.loss_weights.items():
-            target = labels.get(head) if head != "M" else None
-            target = labels["M"] if target is None else target
-            pred = output.predictions[head]
-            l1 = (pred - target.to(pred.device, pred.dtype).view_as(pred)).abs().mean()
-            parts[head] = float(l1.detach())
-            total = weight * l1 if total is None else total + weight * l1
-        return total, parts
+        return weighted_l1_loss(output, labels, self.loss_weights)
 
     def optimizer_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
         """Adam's parameter groups (one group at the recipe's lr and weight decay unless a model tunes parts)."""
