@@ -145,7 +145,7 @@ def train(model, dataset, data, allow_nonfinite, seeds, epochs, lr, batch_size, 
 @allow_nonfinite_option
 @click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--batch-size", type=int, default=None, help="Evaluation batch size [default: the run's, which reproduces its metrics].")
+@click.option("--batch-size", type=int, default=None, help="Evaluation batch size [default: the run's; a sample's prediction does not depend on it].")
 @click.option("--threads", type=int, default=None, help="torch CPU threads [default: the run's]; 0 = torch's default.")
 @click.option("--json", "json_", is_flag=True, help="Print the result as JSON.")
 def eval_(checkpoint, data, allow_nonfinite, split, device, batch_size, threads, json_) -> None:

@@ -242,9 +242,8 @@ def energy_report(
         dataset: dataset profile (sims, simsv2, mosi, mosei) of the data.
         samples: how many samples to average over (at most the split's size).
         split: ``train``, ``valid`` or ``test``.
-        batch_size: samples per forward (default: the checkpoint's, else 32). The
-            spike-generated attention scales by the batch's firing rate, so spikes
-            depend on it.
+        batch_size: samples per forward (default: the checkpoint's, else 32). Each
+            sample's scale2 is its own, so the counts do not depend on it.
         padding: ``"real"`` counts only positions within each sample's length;
             ``"all"`` counts every position, as the dense implementation computes them.
         overrides: model overrides (``d_model``, ``heads``, ...) for both models.
