@@ -18,6 +18,10 @@ import argparse
 import copy
 import json
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from snn_msa.data import MSADataset
 
 PAPER_TABLE4_RATE = {0.5: 0.03, 1.0: 0.08, 2.0: 0.10, 3.0: 0.11}  # strength 0.01 row of Table 4
 READINGS = {
@@ -28,7 +32,7 @@ READINGS = {
 }
 
 
-def run_cell(data, overrides: dict, epochs: int, seed: int) -> dict:
+def run_cell(dataset: MSADataset, overrides: dict, epochs: int, seed: int) -> dict:
     import torch
 
     from snn_msa.diagnosis import spike_diagnosis
@@ -38,19 +42,19 @@ def run_cell(data, overrides: dict, epochs: int, seed: int) -> dict:
 
     recipe = get_card("sgmt-tav").recipe_for("sims").as_dict()
     seed_everything(seed)
-    model = create_model("sgmt-tav", feature_dims=data.feature_dims, **overrides)
+    model = create_model("sgmt-tav", feature_dims=dataset.feature_dims, **overrides)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
     device = torch.device("cpu")
     best, best_state = float("inf"), None
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        batches = data.splits["train"].loader(recipe["batch_size"], shuffle=True, seed=seed, epoch=epoch)
+        batches = dataset.splits["train"].loader(recipe["batch_size"], shuffle=True, seed=seed, epoch=epoch)
         train_epoch(model, batches, optimizer, device, grad_clip=recipe["grad_clip"])
-        valid = evaluate(model, data.splits["valid"].loader(recipe["batch_size"]), device)
+        valid = evaluate(model, dataset.splits["valid"].loader(recipe["batch_size"]), device)
         if valid.loss < best:
             best, best_state = valid.loss, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
-    report = spike_diagnosis(model, data.splits["test"], data.profile.name, batch_size=recipe["batch_size"])
+    report = spike_diagnosis(model, dataset.splits["test"], dataset.profile.name, batch_size=recipe["batch_size"])
     return {
         "overrides": overrides,
         "firing_rate": report["firing_rate"],
@@ -79,14 +83,14 @@ def main() -> None:
     from snn_msa.data import load_dataset
 
     torch.set_num_threads(1)
-    data = load_dataset(args.data, args.dataset, seed=0)
-    print(f"data: {data.source}; {args.epochs} epochs per cell, strength {args.strength}, seed {args.seed}")
+    dataset = load_dataset(args.data, args.dataset, seed=0)
+    print(f"data: {dataset.source}; {args.epochs} epochs per cell, strength {args.strength}, seed {args.seed}")
     print(f"{'reading':<18} {'scale1':>6} {'rate':>7} {'paper':>6} {'MAE':>7} {'Corr':>7} {'MAE KO':>7} {'Corr KO':>7} {'s':>5}")
     results = []
     for reading in args.readings.split(","):
         for scale1 in (float(s) for s in args.scale1.split(",")):
             overrides = {**READINGS[reading], "scale1": scale1, "strength": args.strength}
-            cell = run_cell(data, overrides, args.epochs, args.seed)
+            cell = run_cell(dataset, overrides, args.epochs, args.seed)
             cell.update(reading=reading, scale1=scale1, paper_rate=PAPER_TABLE4_RATE.get(scale1))
             results.append(cell)
             paper = "-" if cell["paper_rate"] is None else f"{cell['paper_rate']:.2f}"
@@ -95,7 +99,7 @@ def main() -> None:
                   f"{cell['seconds']:>5.0f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"data": data.source, "epochs": args.epochs, "results": results}, f, indent=2)
+            json.dump({"data": dataset.source, "epochs": args.epochs, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

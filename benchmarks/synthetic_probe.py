@@ -12,8 +12,12 @@ Used to size the built-in synthetic data's events (docs/data.md). Nothing is ass
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from snn_msa.data import MSADataset
 
 
 def time_statistics(split) -> np.ndarray:
@@ -30,12 +34,12 @@ def time_statistics(split) -> np.ndarray:
     return np.concatenate(columns, axis=1)
 
 
-def ridge_probe(data) -> float:
-    train, test = time_statistics(data.splits["train"]), time_statistics(data.splits["test"])
+def ridge_probe(dataset: MSADataset) -> float:
+    train, test = time_statistics(dataset.splits["train"]), time_statistics(dataset.splits["test"])
     mean, std = train.mean(0), train.std(0) + 1e-9
     train, test = (train - mean) / std, (test - mean) / std
-    y_train = data.splits["train"].labels("M").astype(np.float64)
-    y_test = data.splits["test"].labels("M").astype(np.float64)
+    y_train = dataset.splits["train"].labels("M").astype(np.float64)
+    y_test = dataset.splits["test"].labels("M").astype(np.float64)
     best = -1.0
     for penalty in (1, 10, 100, 1000, 10000):
         w = np.linalg.solve(train.T @ train + penalty * np.eye(train.shape[1]), train.T @ (y_train - y_train.mean()))
@@ -50,8 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     from snn_msa.data import load_dataset
 
-    data = load_dataset(args.data, args.dataset, seed=0)
-    print(f"{data.source}: ridge probe test correlation {ridge_probe(data):.3f}")
+    dataset = load_dataset(args.data, args.dataset, seed=0)
+    print(f"{dataset.source}: ridge probe test correlation {ridge_probe(dataset):.3f}")
 
 
 if __name__ == "__main__":

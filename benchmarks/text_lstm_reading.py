@@ -17,10 +17,11 @@ import argparse
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from snn_msa.data import load_dataset
+from snn_msa.data import MSADataset, load_dataset
 
 
-def split_tensors(dataset, split: str):
+def split_tensors(dataset: MSADataset, split: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A whole split as one batch: text features, text lengths and the text labels."""
     batch = next(iter(dataset.splits[split].loader(len(dataset.splits[split]))))
     return batch["text"], batch["text_lengths"], batch["labels"]["T"]
 

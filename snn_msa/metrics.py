@@ -67,17 +67,17 @@ class UndefinedMetricWarning(UserWarning):
     """A metric was undefined for this input and is reported as ``nan``."""
 
 
-def metric_family(dataset: str) -> str:
-    """The metric family (``"sims"`` or ``"mosi"``) of a data set or family name.
+def metric_family(profile: str) -> str:
+    """The metric family (``"sims"`` or ``"mosi"``) of a profile or family name.
 
     >>> metric_family("mosei"), metric_family("SIMS-v2"), metric_family("mosi")
     ('mosi', 'sims', 'mosi')
     """
-    # The family names are themselves data set names, so one lookup serves both.
-    return get_profile(dataset).metric_family
+    # The family names are themselves profile names, so one lookup serves both.
+    return get_profile(profile).metric_family
 
 
-def primary_metric(dataset: str) -> str:
+def primary_metric(profile: str) -> str:
     """The key a single-number summary uses: the paper's primary metric.
 
     Acc-5 (``Mult_acc_5``) on SIMS, Acc-7 (``Mult_acc_7``) on MOSI/MOSEI.
@@ -85,7 +85,7 @@ def primary_metric(dataset: str) -> str:
     >>> primary_metric("sims"), primary_metric("mosei")
     ('Mult_acc_5', 'Mult_acc_7')
     """
-    return _PRIMARY[metric_family(dataset)]
+    return _PRIMARY[metric_family(profile)]
 
 
 def lower_is_better(key: str) -> bool:
@@ -133,19 +133,19 @@ def weighted_f1(y_true: Any, y_pred: Any) -> float:
     return float(total / y_true.size)
 
 
-def msa_metrics(preds: Any, labels: Any, dataset: str, *, decimals: int | None = 4) -> dict[str, float]:
+def msa_metrics(preds: Any, labels: Any, profile: str, *, decimals: int | None = 4) -> dict[str, float]:
     r"""MMSA's regression metrics of ``preds`` against ``labels``.
 
     Args:
         preds: predictions, array-like or tensor of shape ``[N]`` or ``[N, 1]``.
         labels: regression labels, same length.
-        dataset: ``sims``, ``simsv2``, ``mosi``, ``mosei`` or a family name
+        profile: ``sims``, ``simsv2``, ``mosi``, ``mosei`` or a family name
             (``"sims"``/``"mosi"``).
         decimals: round every value to this many decimals (MMSA: 4); ``None``
             keeps full precision.
 
     Returns:
-        ``{key: float}`` with the keys ``METRIC_KEYS[metric_family(dataset)]``.
+        ``{key: float}`` with the keys ``METRIC_KEYS[metric_family(profile)]``.
 
     Raises:
         ValueError: empty input, lengths that differ, a shape other than
@@ -181,14 +181,14 @@ def msa_metrics(preds: Any, labels: Any, dataset: str, *, decimals: int | None =
     >>> m["Non0_acc_2"], m["Has0_acc_2"], m["Mult_acc_7"], m["MAE"]
     (0.6667, 0.75, 0.5, 0.65)
     """
-    values, notes = msa_metrics_with_notes(preds, labels, dataset, decimals=decimals)
+    values, notes = msa_metrics_with_notes(preds, labels, profile, decimals=decimals)
     for note in notes:
         warnings.warn(note, UndefinedMetricWarning, stacklevel=2)
     return values
 
 
 def msa_metrics_with_notes(
-    preds: Any, labels: Any, dataset: str, *, decimals: int | None = 4
+    preds: Any, labels: Any, profile: str, *, decimals: int | None = 4
 ) -> tuple[dict[str, float], list[str]]:
     """:func:`msa_metrics` without warnings: the values and a list of notes.
 
@@ -201,7 +201,7 @@ def msa_metrics_with_notes(
     >>> values["Corr"], notes
     (nan, ['Corr is undefined when predictions or labels are constant; reported as nan.'])
     """
-    family = metric_family(dataset)
+    family = metric_family(profile)
     p, y = _as_vector(preds, "preds"), _as_vector(labels, "labels")
     if p.size != y.size:
         raise ValueError(f"preds and labels differ in length: {p.size} predictions, {y.size} labels.")

@@ -102,9 +102,9 @@ class ModelCard:
         seen = dict.fromkeys(f"{r.table} ({r.dataset})" for r in self.paper_rows)
         return ", ".join(seen) or "-"
 
-    def recipe_for(self, dataset: str | None) -> Recipe:
-        """The recipe on ``dataset`` (a profile name): its own where the card has one, else ``recipe``."""
-        return self.dataset_recipes.get(dataset or "", self.recipe)
+    def recipe_for(self, profile: str | None) -> Recipe:
+        """The recipe on the ``profile`` data set: its own where the card has one, else ``recipe``."""
+        return self.dataset_recipes.get(profile or "", self.recipe)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (what ``snn-msa models --json`` prints, beside the name and size)."""
@@ -188,14 +188,14 @@ def get_card(name: str) -> ModelCard:
     return get_entry(name).card
 
 
-def resolve_feature_dims(dataset: str | None, feature_dims) -> tuple[int, int, int]:
-    """Input dims from ``feature_dims`` if given, else from the ``dataset`` profile (default sims)."""
+def resolve_feature_dims(profile: str | None, feature_dims) -> tuple[int, int, int]:
+    """Input dims from ``feature_dims`` if given, else from the ``profile`` (default sims)."""
     if feature_dims is not None:
         dims = tuple(int(d) for d in feature_dims)
         if len(dims) != 3:
             raise ValueError(f"feature_dims must be (text, audio, vision), got {feature_dims!r}.")
         return dims
-    return get_profile(dataset or "sims").feature_dims
+    return get_profile(profile or "sims").feature_dims
 
 
 def create_model(name: str, dataset: str | None = None, feature_dims=None, **overrides) -> nn.Module:
@@ -213,13 +213,13 @@ def create_model(name: str, dataset: str | None = None, feature_dims=None, **ove
     ((768, 5, 20), 32)
     """
     entry = get_entry(name)
-    dims = resolve_feature_dims(dataset, feature_dims)
+    profile = get_profile(dataset).name if dataset else None
+    dims = resolve_feature_dims(profile, feature_dims)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    # A builder that tunes per data set (MMSA's baselines) takes the profile name too.
-    tuned = "dataset" in inspect.signature(entry.builder).parameters
-    profile = {"dataset": get_profile(dataset).name if dataset else None} if tuned else {}
+    # A builder that tunes per data set (MMSA's baselines) takes the profile name too, as ``profile``.
+    tuned = {"profile": profile} if "profile" in inspect.signature(entry.builder).parameters else {}
     try:
-        model = entry.builder(feature_dims=dims, **profile, **overrides)
+        model = entry.builder(feature_dims=dims, **tuned, **overrides)
     except TypeError as error:
         raise ValueError(f"bad option for model {name!r}: {error}") from None
     model.zoo_name = name
@@ -227,19 +227,19 @@ def create_model(name: str, dataset: str | None = None, feature_dims=None, **ove
     return model
 
 
-ZOO_TABLE_DATASET = "sims"  # the profile whose input dims the zoo table's sizes and recipes are given for
+ZOO_TABLE_PROFILE = "sims"  # the profile whose input dims the zoo table's sizes and recipes are given for
 
 
-def parameter_count(name: str, dataset: str = ZOO_TABLE_DATASET) -> int:
-    """Trainable and fixed parameters of entry ``name`` built with its defaults for ``dataset``."""
-    return sum(p.numel() for p in create_model(name, dataset=dataset).parameters())
+def parameter_count(name: str, profile: str = ZOO_TABLE_PROFILE) -> int:
+    """Trainable and fixed parameters of entry ``name`` built with its defaults for the ``profile`` data set."""
+    return sum(p.numel() for p in create_model(name, dataset=profile).parameters())
 
 
-def model_cards(pattern: str | None = None, dataset: str = ZOO_TABLE_DATASET) -> list[dict[str, Any]]:
-    """One JSON-ready dict per registered entry: its name, its card and its size on ``dataset``."""
+def model_cards(pattern: str | None = None, profile: str = ZOO_TABLE_PROFILE) -> list[dict[str, Any]]:
+    """One JSON-ready dict per registered entry: its name, its card and its size on the ``profile`` data set."""
     return [
-        {"name": name, **get_card(name).as_dict(), "dataset": dataset, "parameters": parameter_count(name, dataset),
-         "recipe_on_dataset": get_card(name).recipe_for(dataset).as_dict()}
+        {"name": name, **get_card(name).as_dict(), "dataset": profile, "parameters": parameter_count(name, profile),
+         "recipe_on_dataset": get_card(name).recipe_for(profile).as_dict()}
         for name in list_models(pattern)
     ]
 

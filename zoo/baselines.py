@@ -169,9 +169,14 @@ def _paper_rows(key: str) -> tuple[PaperRow, ...]:
     return tuple(rows)
 
 
-def _recipe(key: str, dataset: str) -> Recipe:
-    fields = MMSA_PARAMS[key].get(MMSA_DATASET[dataset], MMSA_PARAMS[key]["sims"])[1]
-    return Recipe(**{"weight_decay": 0.0, "grad_clip": 0.0, **fields})
+def _mmsa_values(key: str, profile: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """MMSA's (model fields, recipe fields) of ``key`` on ``profile``: its CH-SIMS values where MMSA has none."""
+    values = MMSA_PARAMS[key]
+    return values.get(MMSA_DATASET.get(profile or "sims", "sims"), values["sims"])
+
+
+def _recipe(key: str, profile: str) -> Recipe:
+    return Recipe(**{"weight_decay": 0.0, "grad_clip": 0.0, **_mmsa_values(key, profile)[1]})
 
 
 def _card(key: str, summary: str, paper: str, notes: str) -> ModelCard:
@@ -181,9 +186,8 @@ def _card(key: str, summary: str, paper: str, notes: str) -> ModelCard:
     )
 
 
-def _build(key: str, config_cls, model_cls, feature_dims, dataset: str | None, overrides: dict[str, Any]) -> nn.Module:
-    mmsa = MMSA_DATASET.get(dataset or "sims", "sims")
-    fields = MMSA_PARAMS[key].get(mmsa, MMSA_PARAMS[key]["sims"])[0]
+def _build(key: str, config_cls, model_cls, feature_dims, profile: str | None, overrides: dict[str, Any]) -> nn.Module:
+    fields = _mmsa_values(key, profile)[0]
     return model_cls(config_cls(feature_dims=tuple(feature_dims), **{**fields, **overrides}))
 
 
@@ -191,45 +195,45 @@ def _build(key: str, config_cls, model_cls, feature_dims, dataset: str | None, o
     "ef_lstm", "EF-LSTM: the modalities joined frame by frame, then a stacked LSTM.",
     "Williams et al. 2018, Recognizing Emotions in Video Using Multimodal DNN Feature Fusion (ACL workshop)",
     f"{ALIGNED}; BatchNorm over features, not MMSA's per time step; {FEATURES}."))
-def ef_lstm(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> EFLSTM:
+def ef_lstm(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> EFLSTM:
     """EF-LSTM: early fusion then an LSTM."""
-    return _build("ef_lstm", EFLSTMConfig, EFLSTM, feature_dims, dataset, kwargs)
+    return _build("ef_lstm", EFLSTMConfig, EFLSTM, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
     "lf_dnn", "LF-DNN: per-modality networks, late fusion by an MLP.",
     "Williams et al. 2018, DNN Multimodal Fusion Techniques for Predicting Video Sentiment (Challenge-HML)",
     f"{NORMALISED}; {FEATURES}."))
-def lf_dnn(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> LFDNN:
+def lf_dnn(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> LFDNN:
     """LF-DNN: late fusion of per-modality networks."""
-    return _build("lf_dnn", LFDNNConfig, LFDNN, feature_dims, dataset, kwargs)
+    return _build("lf_dnn", LFDNNConfig, LFDNN, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
     "tfn", "TFN: Tensor Fusion Network, the outer product of [1; h_a], [1; h_v], [1; h_t].",
     "Zadeh et al. 2017, Tensor Fusion Network for Multimodal Sentiment Analysis (EMNLP)",
     f"{NORMALISED}; {FEATURES}."))
-def tfn(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> TFN:
+def tfn(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> TFN:
     """TFN: Tensor Fusion Network."""
-    return _build("tfn", TFNConfig, TFN, feature_dims, dataset, kwargs)
+    return _build("tfn", TFNConfig, TFN, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
     "lmf", "LMF: Low-rank Multimodal Fusion with modality-specific factors.",
     "Liu et al. 2018, Efficient Low-rank Multimodal Fusion with Modality-Specific Factors (ACL)",
     f"{NORMALISED}; {FEATURES}; factor_lr applies to the factors (MMSA's code applies it to other parameters)."))
-def lmf(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> LMF:
+def lmf(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> LMF:
     """LMF: Low-rank Multimodal Fusion."""
-    return _build("lmf", LMFConfig, LMF, feature_dims, dataset, kwargs)
+    return _build("lmf", LMFConfig, LMF, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
     "mfn", "MFN: Memory Fusion Network (LSTM cells, delta-memory attention, gated memory).",
     "Zadeh et al. 2018, Memory Fusion Network for Multi-view Sequential Learning (AAAI)",
     f"{ALIGNED}; {FEATURES}."))
-def mfn(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> MFN:
+def mfn(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> MFN:
     """MFN: Memory Fusion Network."""
-    return _build("mfn", MFNConfig, MFN, feature_dims, dataset, kwargs)
+    return _build("mfn", MFNConfig, MFN, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
@@ -237,9 +241,9 @@ def mfn(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs
     "Tsai et al. 2019, Multimodal Transformer for Unaligned Multimodal Language Sequences (ACL)",
     f"{FEATURES}; gradient norm clipped at MMSA's 0.6 (MMSA clips by value) and no learning-rate scheduler; "
     "same-length input convolutions; the representation at each sample's last real step."))
-def mult(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> MulT:
+def mult(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> MulT:
     """MulT: Multimodal Transformer."""
-    return _build("mult", MulTConfig, MulT, feature_dims, dataset, kwargs)
+    return _build("mult", MulTConfig, MulT, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
@@ -247,9 +251,9 @@ def mult(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwarg
     "Yu et al. 2020, CH-SIMS: A Chinese Multimodal Sentiment Analysis Dataset with Fine-grained Annotations (ACL)",
     f"{NORMALISED}; {FEATURES}; MMSA gives CH-SIMS values only, used on every data set; without T/A/V labels "
     "the modality heads train on the multimodal label."))
-def mlf_dnn(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> MLFDNN:
+def mlf_dnn(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> MLFDNN:
     """MLF-DNN: multi-task late fusion."""
-    return _build("mlf_dnn", MLFDNNConfig, MLFDNN, feature_dims, dataset, kwargs)
+    return _build("mlf_dnn", MLFDNNConfig, MLFDNN, feature_dims, profile, kwargs)
 
 
 @register_model(card=_card(
@@ -257,6 +261,6 @@ def mlf_dnn(feature_dims: tuple[int, int, int], dataset: str | None = None, **kw
     "Yu et al. 2020, CH-SIMS: A Chinese Multimodal Sentiment Analysis Dataset with Fine-grained Annotations (ACL)",
     f"{NORMALISED}; {FEATURES}; MMSA gives CH-SIMS values only, used on every data set; factor_lr applies to "
     "the factors (MMSA's code applies it to other parameters)."))
-def mlmf(feature_dims: tuple[int, int, int], dataset: str | None = None, **kwargs) -> MLMF:
+def mlmf(feature_dims: tuple[int, int, int], profile: str | None = None, **kwargs) -> MLMF:
     """MLMF: multi-task low-rank fusion."""
-    return _build("mlmf", MLMFConfig, MLMF, feature_dims, dataset, kwargs)
+    return _build("mlmf", MLMFConfig, MLMF, feature_dims, profile, kwargs)

@@ -66,10 +66,9 @@ def energy(model, checkpoint, data, dataset, allow_nonfinite, samples, split, ba
         raise click.ClickException(f"could not write the plot to {plot}: its folder does not exist.")
     overrides = pop_model_overrides(options)
     try:
-        if allow_nonfinite:
-            data = _data_accepting_nonfinite(checkpoint, data, dataset)
-        report = energy_report(model, checkpoint=checkpoint, data=data, dataset=dataset, samples=samples, split=split,
-                               batch_size=batch_size, padding=padding, overrides=overrides, seed=seed)
+        report = energy_report(model, checkpoint=checkpoint, data=data, profile=dataset, samples=samples, split=split,
+                               batch_size=batch_size, padding=padding, overrides=overrides, seed=seed,
+                               allow_nonfinite=allow_nonfinite)
     except (EnergyError, DataError, TrainingError) as error:
         raise click.ClickException(str(error)) from None
     if plot is not None:
@@ -83,18 +82,3 @@ def energy(model, checkpoint, data, dataset, allow_nonfinite, samples, split, ba
     click.echo(format_markdown(report) if markdown else format_report(report) if layers else format_summary(report))
     if plot is not None:
         click.echo(f"\nPlot written to {plot}.")
-
-
-def _data_accepting_nonfinite(checkpoint: str | None, data: str | None, dataset: str | None):
-    """The data loaded with ``allow_nonfinite=True`` (the report's own loader refuses such files)."""
-    import os
-
-    from snn_msa.data import load_dataset
-    from snn_msa.training.checkpoint import load_checkpoint
-    from snn_msa.training.data_source import load_eval_data
-
-    if data is not None:
-        return load_dataset(os.path.expanduser(data), dataset, allow_nonfinite=True)
-    if checkpoint is not None:
-        return load_eval_data(load_checkpoint(checkpoint)["data"], allow_nonfinite=True)
-    return None  # the built-in synthetic data

@@ -22,7 +22,7 @@ from .files import detect_format
 from .hdf5_store import open_store, stored_nonfinite
 from .nonfinite import MAX_NONFINITE_SHARE, count_splits, judge, percent
 from .safe_pickle import restricted_load
-from .synthetic import SYNTHETIC_ID_PREFIX
+from .synthetic import looks_synthetic
 from .validate import LENGTH_KEYS, Problem, dtype_kind, inspect_splits, resolve_profile
 
 __all__ = ["check_file", "format_report"]
@@ -41,16 +41,18 @@ def _nonfinite(value: Any, is_hdf5: bool) -> dict[str, int] | None:
     return {**counts, "total": sum(counts[k] for k in KINDS)}
 
 
-def check_file(path: str | os.PathLike, dataset: str | None = None, *, allow_nonfinite: bool = False) -> dict[str, Any]:
+def check_file(path: str | os.PathLike, profile: str | None = None, *, allow_nonfinite: bool = False) -> dict[str, Any]:
     """Check an MMSA feature pickle or HDF5 store; a JSON-ready report, never an exception for bad data.
 
-    The report has ``ok`` (no errors), the matched ``dataset``, ``aligned``,
-    ``feature_dims``, ``seq_lens``, ``has_modality_labels``, per split the
-    sample count, every key's shape, label and length ranges, non-finite cells
-    that loading sets to 0 (``nonfinite_cleaned``: every cell, padding included;
-    ``nonfinite``: at valid positions, with their share) and zero lengths, and
-    ``problems``: each with ``severity`` (``error`` or ``warning``), ``split``,
-    ``key`` and ``message``. A modality whose share of non-finite cells exceeds
+    ``profile`` names the file's profile (left out, the feature dims tell it).
+    The report has ``ok`` (no errors), the matched profile's name under
+    ``dataset``, ``aligned``, ``feature_dims``, ``seq_lens``,
+    ``has_modality_labels``, per split the sample count, every key's shape,
+    label and length ranges, non-finite cells that loading sets to 0
+    (``nonfinite_cleaned``: every cell, padding included; ``nonfinite``: at
+    valid positions, with their share) and zero lengths, and ``problems``:
+    each with ``severity`` (``error`` or ``warning``), ``split``, ``key`` and
+    ``message``. A modality whose share of non-finite cells exceeds
     ``nonfinite_max_share`` is an error unless ``allow_nonfinite``
     (:mod:`snn_msa.data.nonfinite`).
     """
@@ -71,19 +73,18 @@ def check_file(path: str | os.PathLike, dataset: str | None = None, *, allow_non
         else:
             handle = top = open_store(name)
         found = inspect_splits(top, name)
-        profile = resolve_profile(found, dataset)
+        matched = resolve_profile(found, profile)
         valid_counts = count_splits(top, found.splits)
         found.problems.extend(judge(valid_counts, allow_nonfinite))
         problems = found.sorted_problems()
-        if profile is not None:
-            report.update(dataset=profile.name, title=profile.title, label_range=list(profile.label_range))
+        if matched is not None:
+            report.update(dataset=matched.name, title=matched.title, label_range=list(matched.label_range))
         report.update(
             aligned=found.aligned,
             feature_dims=list(found.feature_dims) if found.feature_dims else None,
             seq_lens=list(found.seq_lens) if found.seq_lens else None,
             has_modality_labels=found.has_modality_labels,
-            synthetic=bool(found.splits) and all(
-                s.ids and all(i.startswith(SYNTHETIC_ID_PREFIX) for i in s.ids) for s in found.splits.values()),
+            synthetic=looks_synthetic(found),
         )
         for split_name, info in found.splits.items():
             split = top[split_name]

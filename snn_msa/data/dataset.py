@@ -24,8 +24,8 @@ from .files import detect_format
 from .hdf5_store import open_store, stored_nonfinite
 from .nonfinite import NonfiniteCount, count_splits, judge
 from .safe_pickle import restricted_load
-from .synthetic import DEFAULT_SIZES, SYNTHETIC_ID_PREFIX, make_synthetic
-from .validate import SPLITS, Inspection, inspect_splits, resolve_profile
+from .synthetic import DEFAULT_SIZES, looks_synthetic, make_synthetic
+from .validate import SPLITS, Inspection, SplitInfo, inspect_splits, resolve_profile
 
 __all__ = ["load_dataset", "MSADataset", "MSASplit", "BatchLoader"]
 
@@ -77,12 +77,12 @@ class _H5Features:
         group = self.store.handle[self.split]
         out = []
         for key in self.keys:
-            dataset = group[key]
-            block = np.empty((unique.size,) + dataset.shape[1:], dtype=dataset.dtype)
+            column = group[key]  # the key's HDF5 dataset
+            block = np.empty((unique.size,) + column.shape[1:], dtype=column.dtype)
             at = 0
             try:
                 for start, stop in runs:
-                    block[at : at + stop - start] = dataset[start:stop]
+                    block[at : at + stop - start] = column[start:stop]
                     at += stop - start
             except (OSError, RuntimeError) as err:
                 raise DataError(f"could not read rows from the HDF5 store ({err}): the file looks damaged.",
@@ -247,9 +247,13 @@ class MSADataset:
         """Whether this is the built-in synthetic data (no ``--data`` given), not a file."""
         return self.source.startswith("built-in")
 
+    def sizes_text(self) -> str:
+        """The samples of the train, valid and test splits, as ``"192/48/48"``."""
+        return "/".join(str(len(self.splits[s])) for s in SPLITS)
+
     def describe(self) -> str:
         """One line for command output: what was loaded, and that it is synthetic when it is."""
-        sizes = "/".join(str(len(self.splits[s])) for s in SPLITS)
+        sizes = self.sizes_text()
         cleaned = sum(sum(v.values()) for v in self.cleaning.values())
         parts = [
             f"train/valid/test {sizes}",
@@ -289,11 +293,12 @@ def _profile_or_error(name: str) -> DatasetProfile:
         raise DataError(str(err)) from None
 
 
-def _checked(top: Any, name: str, dataset: str | None, allow_nonfinite: bool,
+def _checked(top: Any, name: str, profile: str | None, allow_nonfinite: bool,
              require_labels: bool = True) -> tuple[Inspection, dict]:
-    """Inspect, match the profile, count non-finite cells at valid positions; raise the first error."""
+    """Inspect, match the profile (``profile`` or inferred), count non-finite cells at valid positions; raise the
+    first error."""
     found = inspect_splits(top, name, require_labels=require_labels)
-    resolve_profile(found, dataset)
+    resolve_profile(found, profile)
     found.raise_first_error()
     counts = count_splits(top, found.splits)
     found.problems.extend(judge(counts, allow_nonfinite))
@@ -302,8 +307,9 @@ def _checked(top: Any, name: str, dataset: str | None, allow_nonfinite: bool,
     return found, counts
 
 
-def _looks_synthetic(found: Inspection) -> bool:
-    return all(s.ids and all(i.startswith(SYNTHETIC_ID_PREFIX) for i in s.ids) for s in found.splits.values())
+def _labels(found: Inspection, info: SplitInfo) -> dict[str, Any]:
+    """A split's labels: ``M``, and ``T``/``A``/``V`` where every split has them."""
+    return {k: info.labels[k] for k in ("M", "T", "A", "V") if k in info.labels and (k == "M" or found.has_modality_labels)}
 
 
 def _dataset(found: Inspection, splits: dict[str, MSASplit], nonfinite: dict, *, source: str,
@@ -327,9 +333,9 @@ def _dataset(found: Inspection, splits: dict[str, MSASplit], nonfinite: dict, *,
     )
 
 
-def _from_dict(data: Any, source: str, dataset: str | None, *, built_in: bool = False,
+def _from_dict(data: Any, source: str, profile: str | None, *, built_in: bool = False,
                allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
-    found, valid_counts = _checked(data, source, dataset, allow_nonfinite, require_labels)
+    found, valid_counts = _checked(data, source, profile, allow_nonfinite, require_labels)
     splits, nonfinite = {}, {}
     for name, info in found.splits.items():
         arrays, counts = [], {}
@@ -338,17 +344,16 @@ def _from_dict(data: Any, source: str, dataset: str | None, *, built_in: bool = 
             data[name][key] = cleaned  # drop the uncleaned copy as soon as possible
             arrays.append(cleaned)
         nonfinite[name] = counts
-        labels = {k: info.labels[k] for k in ("M", "T", "A", "V") if k in info.labels and (k == "M" or found.has_modality_labels)}
-        splits[name] = MSASplit(name, _MemoryFeatures(*arrays), labels, info.lengths, info.ids)
-    return _dataset(found, splits, nonfinite, source=source, is_synthetic=built_in or _looks_synthetic(found),
+        splits[name] = MSASplit(name, _MemoryFeatures(*arrays), _labels(found, info), info.lengths, info.ids)
+    return _dataset(found, splits, nonfinite, source=source, is_synthetic=built_in or looks_synthetic(found),
                     storage="memory", valid_nonfinite=valid_counts, allowed=allow_nonfinite)
 
 
-def _from_store(path: str, dataset: str | None, allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
+def _from_store(path: str, profile: str | None, allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
     handle = open_store(path)
     try:
         try:
-            found, valid_counts = _checked(handle, path, dataset, allow_nonfinite, require_labels)
+            found, valid_counts = _checked(handle, path, profile, allow_nonfinite, require_labels)
             nonfinite = {}
             for name in found.splits:
                 group = handle[name]
@@ -359,11 +364,9 @@ def _from_store(path: str, dataset: str | None, allow_nonfinite: bool = False, r
         handle.close()
         raise
     store = _H5File(path, handle)
-    splits = {}
-    for name, info in found.splits.items():
-        labels = {k: info.labels[k] for k in ("M", "T", "A", "V") if k in info.labels and (k == "M" or found.has_modality_labels)}
-        splits[name] = MSASplit(name, _H5Features(store, name, FEATURE_KEYS), labels, info.lengths, info.ids)
-    return _dataset(found, splits, nonfinite, source=path, is_synthetic=_looks_synthetic(found), storage="hdf5",
+    splits = {name: MSASplit(name, _H5Features(store, name, FEATURE_KEYS), _labels(found, info), info.lengths, info.ids)
+              for name, info in found.splits.items()}
+    return _dataset(found, splits, nonfinite, source=path, is_synthetic=looks_synthetic(found), storage="hdf5",
                     valid_nonfinite=valid_counts, allowed=allow_nonfinite, close=store.close)
 
 

@@ -57,7 +57,7 @@ import numpy as np
 
 from ..profiles import DatasetProfile, get_profile
 from .files import atomic_output, estimated_size
-from .validate import SPLITS
+from .validate import SPLITS, Inspection
 
 __all__ = ["make_synthetic", "write_pickle", "channel_statistics", "DEFAULT_SIZES", "SYNTHETIC_ID_PREFIX"]
 
@@ -256,3 +256,9 @@ def write_pickle(data: dict, path: str | os.PathLike) -> Path:
         with open(tmp, "wb") as f:
             pickle.dump(data, f, protocol=4)
     return Path(path)
+
+
+def looks_synthetic(found: Inspection) -> bool:
+    """Whether a file's samples all carry the ids this module gives (a file written by ``snn-msa data synth``)."""
+    return bool(found.splits) and all(
+        s.ids and all(i.startswith(SYNTHETIC_ID_PREFIX) for i in s.ids) for s in found.splits.values())

@@ -392,44 +392,47 @@ def _dims_text(dims: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, dims)) + ")"
 
 
-def resolve_profile(found: Inspection, dataset: str | None) -> DatasetProfile | None:
-    """Match the file to a dataset profile (``dataset`` or inferred) and check labels against its range.
+def _label_peak(found: Inspection) -> float:
+    """The largest absolute label of any split (0 without labels)."""
+    return max((float(np.abs(v).max()) for s in found.splits.values() for v in s.labels.values() if v.size), default=0.0)
+
+
+def resolve_profile(found: Inspection, profile: str | None) -> DatasetProfile | None:
+    """Match the file to a dataset profile (the one named ``profile``, or inferred) and check labels against its range.
 
     Adds problems to ``found``; returns the profile, or ``None`` when none fits.
     """
     problems = found.problems
-    profile: DatasetProfile | None = None
+    matched: DatasetProfile | None = None
     dims = found.feature_dims
     matching = [p for p in PROFILES.values() if dims is not None and p.feature_dims == dims]
-    if dataset is not None:
+    if profile is not None:
         try:
-            profile = get_profile(dataset)
+            matched = get_profile(profile)
         except ValueError as err:
             problems.append(Problem("error", str(err)))
             return None
-        if dims is not None and profile.feature_dims != dims:
-            differ = [m for m, a, b in zip(MODALITIES, dims, profile.feature_dims) if a != b]
+        if dims is not None and matched.feature_dims != dims:
+            differ = [m for m, a, b in zip(MODALITIES, dims, matched.feature_dims) if a != b]
             hint = (f"they match {matching[0].title}: use --dataset {matching[0].name}" if matching
                     else "they match no known data set: leave out --dataset to take the dims from the file")
             problems.append(Problem(
                 "error",
-                f"the feature dims (text, audio, vision) are {_dims_text(dims)} but --dataset {profile.name} "
-                f"expects {_dims_text(profile.feature_dims)} ({' and '.join(differ)} differ{'s' if len(differ) == 1 else ''}); {hint}.",
+                f"the feature dims (text, audio, vision) are {_dims_text(dims)} but --dataset {matched.name} "
+                f"expects {_dims_text(matched.feature_dims)} ({' and '.join(differ)} differ{'s' if len(differ) == 1 else ''}); {hint}.",
             ))
-            found.profile = profile
-            return profile  # its label range says nothing about a file of another data set
+            found.profile = matched
+            return matched  # its label range says nothing about a file of another data set
     elif dims is not None:
         if len(matching) > 1:
-            peak = max((float(np.abs(v).max()) for s in found.splits.values() for v in s.labels.values() if v.size), default=0.0)
-            matching = [p for p in matching if peak <= p.label_range[1] + LABEL_TOLERANCE] or matching
+            matching = [p for p in matching if _label_peak(found) <= p.label_range[1] + LABEL_TOLERANCE] or matching
         if len(matching) == 1:
-            profile = matching[0]
+            matched = matching[0]
         elif not matching and found.splits:
             # Features of the user's own choice: the shapes come from the file; the
             # labels decide the conventions (label range and metric family).
-            peak = max((float(np.abs(v).max()) for s in found.splits.values() for v in s.labels.values() if v.size), default=0.0)
-            base = PROFILES["mosi"] if peak > 1 + LABEL_TOLERANCE else PROFILES["sims"]
-            profile = replace(base, title=f"{base.title}-style data", feature_dims=dims,
+            base = PROFILES["mosi"] if _label_peak(found) > 1 + LABEL_TOLERANCE else PROFILES["sims"]
+            matched = replace(base, title=f"{base.title}-style data", feature_dims=dims,
                               seq_lens=found.seq_lens or base.seq_lens)
             problems.append(Problem(
                 "warning",
@@ -445,10 +448,10 @@ def resolve_profile(found: Inspection, dataset: str | None) -> DatasetProfile | 
                 + (f", which fit {', '.join(p.name for p in matching)}" if matching else f"; the known ones are {known}")
                 + ". Pass --dataset NAME.",
             ))
-    found.profile = profile
-    if profile is None:
+    found.profile = matched
+    if matched is None:
         return None
-    lo, hi = profile.label_range
+    lo, hi = matched.label_range
     for s in found.splits.values():
         for label, values in s.labels.items():
             if not values.size:
@@ -461,14 +464,14 @@ def resolve_profile(found: Inspection, dataset: str | None) -> DatasetProfile | 
                 key = LABEL_KEY if label == "M" else MODALITY_LABEL_KEYS[label]
                 problems.append(Problem(
                     "error",
-                    f"{outside} label(s) lie outside {profile.title}'s range [{lo:g}, {hi:g}] (they span [{vmin:.3g}, {vmax:.3g}]).{hint}",
+                    f"{outside} label(s) lie outside {matched.title}'s range [{lo:g}, {hi:g}] (they span [{vmin:.3g}, {vmax:.3g}]).{hint}",
                     s.name, key,
                 ))
-    if profile.modality_labels and found.splits and not found.has_modality_labels and not any(
+    if matched.modality_labels and found.splits and not found.has_modality_labels and not any(
         k in s.shapes for s in found.splits.values() for k in MODALITY_LABEL_KEYS.values()
     ):
         problems.append(Problem(
             "warning",
-            f"{profile.title} files usually carry regression_labels_T/A/V; without them the single-modal heads train on the multimodal label.",
+            f"{matched.title} files usually carry regression_labels_T/A/V; without them the single-modal heads train on the multimodal label.",
         ))
-    return profile
+    return matched

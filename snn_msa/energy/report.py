@@ -19,6 +19,7 @@ from . import memory
 from .constants import E_AC_PJ, E_MAC_PJ, FIFO_CAPACITY, OTHER_OPS, WORD_BYTES, energy_45nm_pj
 from spikingjelly.activation_based.neuron import BaseNode
 
+from ..data import MSADataset
 from ..data.validate import SPLITS
 from ..neurons import LIF, ConnectedLIF
 from .counting import PADDING, LayerCount, count_batches
@@ -135,24 +136,6 @@ def _load_models(model_name, checkpoint, overrides, dims_for, seed):
     return sides, ckpt, dims
 
 
-def _load_data(ckpt, data, dataset, dims):
-    from ..data import load_dataset
-    from ..training.data_source import SYNTHETIC_SEED
-
-    if hasattr(data, "splits"):  # an MSADataset already loaded
-        return data
-    if ckpt is not None and (data is None or dataset is None):
-        from ..training.data_source import load_eval_data
-
-        ds = load_eval_data(ckpt["data"], data)
-        if dataset is not None and ds.profile.name != dataset:
-            raise EnergyError(f"--dataset {dataset} was given, but the checkpoint's data ({ds.source}) is "
-                              f"{ds.profile.name}; leave out --dataset, or give a {dataset} file with --data.")
-        return ds
-    path = None if data is None else os.path.expanduser(os.fspath(data))
-    return load_dataset(path, dataset, seed=SYNTHETIC_SEED)
-
-
 def _batches(split, samples: int, batch_size: int):
     for start in range(0, samples, batch_size):
         yield split.batch(np.arange(start, min(start + batch_size, samples)))
@@ -215,8 +198,8 @@ def _memory_totals(counts: list[LayerCount], samples: int) -> dict[str, float]:
 def energy_report(
     model_name: str | None = None,
     checkpoint: str | os.PathLike | None = None,
-    data: Any = None,
-    dataset: str | None = None,
+    data: str | os.PathLike | MSADataset | None = None,
+    profile: str | None = None,
     samples: int = 64,
     *,
     split: str = "test",
@@ -224,6 +207,7 @@ def energy_report(
     padding: str = "real",
     overrides: dict[str, Any] | None = None,
     seed: int = 0,
+    allow_nonfinite: bool = False,
 ) -> dict[str, Any]:
     """Per-layer operations and energy of the spiking model ``model_name`` and its non-spiking twin.
 
@@ -239,7 +223,8 @@ def energy_report(
             do not depend on weights; the spiking entry of a twin's checkpoint).
         data: an MMSA feature file, or an ``MSADataset`` already loaded; default:
             built-in synthetic data (with a checkpoint: the data the run trained on).
-        dataset: dataset profile (sims, simsv2, mosi, mosei) of the data.
+        profile: the data's profile (sims, simsv2, mosi, mosei); default: the
+            file's, the checkpoint's, or sims for the built-in data.
         samples: how many samples to average over (at most the split's size).
         split: ``train``, ``valid`` or ``test``.
         batch_size: samples per forward (default: the checkpoint's, else 32). Each
@@ -248,11 +233,14 @@ def energy_report(
             ``"all"`` counts every position, as the dense implementation computes them.
         overrides: model overrides (``d_model``, ``heads``, ...) for both models.
         seed: torch seed of the spiking model's initial weights (without a checkpoint).
+        allow_nonfinite: accept data with more than the documented share of
+            non-finite cells (``snn_msa.data.nonfinite``).
 
     Returns:
         A dict with the keys ``REPORT_KEYS``; see docs/energy.md.
     """
     from ..profiles import get_profile
+    from ..training.data_source import load_inspection_data
 
     if padding not in PADDING:
         raise EnergyError(f"padding must be one of {', '.join(PADDING)}, got {padding!r}.")
@@ -262,9 +250,9 @@ def energy_report(
         raise EnergyError(f"batch size must be at least 1, got {batch_size}.")
     if split not in SPLITS:
         raise EnergyError(f"split must be train, valid or test, got {split!r}.")
-    if dataset is not None:
+    if profile is not None:
         try:
-            dataset = get_profile(dataset).name
+            profile = get_profile(profile).name
         except ValueError as error:
             raise EnergyError(str(error)) from None
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -272,11 +260,12 @@ def energy_report(
     loaded: dict[str, Any] = {}
 
     def dims_for() -> tuple[int, int, int]:
-        loaded["ds"] = _load_data(None, data, dataset, None)
+        loaded["ds"] = load_inspection_data(None, data, profile, allow_nonfinite=allow_nonfinite)
         return tuple(loaded["ds"].feature_dims)
 
     sides, ckpt, dims = _load_models(model_name, checkpoint, overrides, dims_for, seed)
-    ds = loaded.get("ds") or _load_data(ckpt, data, dataset, dims)
+    ds = loaded.get("ds") or load_inspection_data(None if ckpt is None else ckpt["data"], data, profile,
+                                                  allow_nonfinite=allow_nonfinite)
     if tuple(ds.feature_dims) != tuple(dims):
         raise EnergyError(f"the model takes feature dims {tuple(dims)} (text, audio, vision) but {ds.source} has "
                           f"{tuple(ds.feature_dims)}; give matching data with --data or --dataset.")

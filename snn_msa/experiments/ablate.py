@@ -12,12 +12,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..data import MSADataset
 from ..metrics import METRIC_KEYS, metric_family
 from ..training import TrainSettings
-from .paper import paper_numbers, paper_source
+from .paper import paper_fields, paper_line
 from .study import DEFAULT_HEARTBEAT
 from .runs import Echo, Run, execute_runs, load_experiment_data
-from .tables import metric_columns, models_markdown, outcome_row, settings_lines, write_csv, write_markdown
+from .tables import (
+    data_fields,
+    metric_columns,
+    models_markdown,
+    outcome_row,
+    settings_lines,
+    write_csv,
+    write_markdown,
+)
 
 # The paper's row order (Table 3): the three pairs, then the full model.
 ABLATION = (("sgmt-av", "A+V"), ("sgmt-tv", "T+V"), ("sgmt-ta", "T+A"), ("sgmt-tav", "T+A+V"))
@@ -27,7 +36,7 @@ def run_ablation(
     base: TrainSettings,
     out: str | os.PathLike,
     *,
-    dataset=None,
+    dataset: MSADataset | None = None,
     jobs: int = 1,
     storage: str | None = None,
     study: str | None = None,
@@ -60,12 +69,8 @@ def run_ablation(
     runs = [Run(model, {}, label) for model, label in ABLATION]
     outcomes = execute_runs(runs, base, out, dataset=dataset, jobs=jobs, storage=storage, study=study,
                             heartbeat=heartbeat, kind="ablate", verbose=verbose, echo=echo)
-    rows = []
-    for outcome in outcomes:
-        paper = paper_numbers(outcome.run.model, profile)
-        row = {"label": outcome.run.label, **outcome_row(outcome, keys), "paper": paper}
-        row.update({f"{k}_paper": paper.get(k) for k in keys})
-        rows.append(row)
+    rows = [{"label": outcome.run.label, **outcome_row(outcome, keys),
+             **paper_fields(outcome.run.model, profile, keys)} for outcome in outcomes]
 
     out = Path(out).expanduser()
     files = {"csv": str(out / "ablation.csv"), "md": str(out / "ablation.md")}
@@ -78,17 +83,13 @@ def run_ablation(
              "- Models: " + ", ".join(f"{label} = `{model}`" for model, label in ABLATION)
              + " (a pair drops the third modality's network, head and loss term)"]
     if has_paper:
-        lines.append(f"- Paper lines: the published numbers ({paper_source(profile, 'ablation')}), from the zoo cards"
-                     + ("; this data is synthetic, so they are not comparable" if dataset.is_synthetic else ""))
+        lines.append(paper_line(dataset, "ablation"))
     lines += ["", models_markdown(rows, keys, first="modalities")]
     text = "\n".join(lines)
     write_markdown(files["md"], text)
     return {
         "kind": "ablation",
-        "dataset": profile,
-        "data": dataset.source,
-        "synthetic": bool(dataset.is_synthetic),
-        "seeds": list(base.seeds),
+        **data_fields(dataset, base.seeds),
         "metric_keys": keys,
         "rows": rows,
         "files": files,

@@ -18,15 +18,17 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..data import MSADataset
 from ..metrics import METRIC_KEYS, metric_family
 from ..registry import create_model
 from ..training import TrainSettings
 from .errors import ExperimentError
-from .paper import paper_numbers, paper_source
+from .paper import paper_fields, paper_line
 from .study import DEFAULT_HEARTBEAT
 from .runs import Echo, Run, RunOutcome, execute_runs, load_experiment_data
 from .tables import (
     count_text,
+    data_fields,
     energy_text,
     metric_columns,
     models_markdown,
@@ -45,7 +47,7 @@ ENERGY_COLUMNS = ("energy_pj_per_sample", "energy_memory_pj_per_sample", "ac_per
                   "energy_side", "energy_samples")
 
 
-def parameters_on(model: str, overrides: dict[str, Any], dataset) -> int:
+def parameters_on(model: str, overrides: dict[str, Any], dataset: MSADataset) -> int:
     """Parameters of ``model`` as the runs build it: the data's dims and profile, the shared overrides."""
     built = create_model(model, dataset=dataset.profile.name, feature_dims=dataset.feature_dims, **overrides)
     return sum(p.numel() for p in built.parameters())
@@ -73,7 +75,7 @@ def run_comparison(
     base: TrainSettings,
     out: str | os.PathLike,
     *,
-    dataset=None,
+    dataset: MSADataset | None = None,
     jobs: int = 1,
     storage: str | None = None,
     study: str | None = None,
@@ -118,10 +120,9 @@ def run_comparison(
 
     rows, notes = [], []
     for outcome in outcomes:
-        paper = paper_numbers(outcome.run.model, profile)
-        row = {"label": outcome.run.model, **outcome_row(outcome, keys), "paper": paper,
+        row = {"label": outcome.run.model, **outcome_row(outcome, keys),
+               **paper_fields(outcome.run.model, profile, keys),
                "parameters": parameters_on(outcome.run.model, base.model_overrides, dataset)}
-        row.update({f"{k}_paper": paper.get(k) for k in keys})
         energy = dict(NO_ENERGY)
         if energy_samples and outcome.status != "failed":
             energy = energy_per_sample(outcome, base.data, energy_samples)
@@ -141,15 +142,12 @@ def run_comparison(
     for row, outcome in zip(rows, outcomes):
         row["recipe"] = base.with_changes(model=outcome.run.model).recipe(profile).describe()
     write_csv(files["csv"], rows, columns)
-    text = compare_markdown(rows, keys, base, dataset, profile, energy_samples, notes)
+    text = compare_markdown(rows, keys, base, dataset, energy_samples, notes)
     write_markdown(files["md"], text)
     return {
         "kind": "compare",
         "models": models,
-        "dataset": profile,
-        "data": dataset.source,
-        "synthetic": bool(dataset.is_synthetic),
-        "seeds": list(base.seeds),
+        **data_fields(dataset, base.seeds),
         "metric_keys": keys,
         "energy_samples": energy_samples,
         "rows": rows,
@@ -158,7 +156,7 @@ def run_comparison(
     }
 
 
-def compare_markdown(rows, keys, base, dataset, profile, energy_samples, notes) -> str:
+def compare_markdown(rows, keys, base: TrainSettings, dataset: MSADataset, energy_samples: int, notes) -> str:
     """``compare.md``: how the models ran, then the table with energy and, on the paper's data, the paper's lines."""
     lines = ["# Model comparison", "", *settings_lines(base, dataset, base.seeds, recipes={r["label"]: r["recipe"] for r in rows})]
     if energy_samples:
@@ -166,8 +164,7 @@ def compare_markdown(rows, keys, base, dataset, profile, energy_samples, notes) 
                      "model's first-seed best weights (45 nm: 0.9 pJ per AC, 4.6 pJ per MAC; memory-aware: Lemaire "
                      "et al. 2022, weights and activations moved as well; docs/energy.md)")
     if any(r["paper"] for r in rows):
-        lines.append(f"- Paper lines: the published numbers ({paper_source(profile)}), from the zoo cards"
-                     + ("; this data is synthetic, so they are not comparable" if dataset.is_synthetic else ""))
+        lines.append(paper_line(dataset))
     extra = [("parameters", lambda r: count_text(r["parameters"]))]
     if energy_samples:
         extra += [("energy / sample (45 nm)", lambda r: energy_text(r["energy_pj_per_sample"])),

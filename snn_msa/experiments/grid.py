@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..data import MSADataset
 from ..metrics import METRIC_KEYS, metric_family, primary_metric
 from ..training import TrainSettings
 from .errors import ExperimentError
@@ -20,6 +21,7 @@ from .plots import grid_figure
 from .study import DEFAULT_HEARTBEAT
 from .runs import Echo, Run, execute_runs, load_experiment_data
 from .tables import (
+    data_fields,
     markdown_table,
     mean_std_text,
     metric_columns,
@@ -27,6 +29,7 @@ from .tables import (
     outcome_row,
     rate_text,
     settings_lines,
+    shaped_data,
     write_csv,
     write_markdown,
 )
@@ -34,6 +37,16 @@ from .tables import (
 PAPER_SCALE1 = (0.5, 1.0, 2.0, 3.0)
 PAPER_STRENGTH = (0.0, 0.01, 0.025, 0.05, 0.1)
 SELECTION = "lowest mean validation loss (MAE of head M at each seed's best epoch)"
+
+
+def metrics_on(profile: str, metric: str | None) -> tuple[list[str], str]:
+    """The metric keys reported on the ``profile`` data set, and ``metric`` (default: the paper's primary one)
+    once it is known to be one of them."""
+    keys = METRIC_KEYS[metric_family(profile)]
+    metric = metric or primary_metric(profile)
+    if metric not in keys:
+        raise ExperimentError(f"metric {metric!r} is not reported on {profile}; choose one of {', '.join(keys)}.")
+    return keys, metric
 
 
 def check_values(name: str, values: Sequence[float], *, allow_zero: bool) -> tuple[float, ...]:
@@ -84,7 +97,7 @@ def run_grid(
     base: TrainSettings,
     out: str | os.PathLike,
     *,
-    dataset=None,
+    dataset: MSADataset | None = None,
     jobs: int = 1,
     storage: str | None = None,
     study: str | None = None,
@@ -116,11 +129,7 @@ def run_grid(
     scale1s = check_values("--scale1", scale1s, allow_zero=False)
     strengths = check_values("--strength", strengths, allow_zero=True)
     dataset = load_experiment_data(base, dataset)
-    profile = dataset.profile.name
-    keys = METRIC_KEYS[metric_family(profile)]
-    metric = metric or primary_metric(profile)
-    if metric not in keys:
-        raise ExperimentError(f"metric {metric!r} is not reported on {profile}; choose one of {', '.join(keys)}.")
+    keys, metric = metrics_on(dataset.profile.name, metric)
 
     runs = grid_runs(model, scale1s, strengths)
     outcomes = execute_runs(runs, base.with_changes(model=model), out, dataset=dataset, jobs=jobs, storage=storage,
@@ -142,14 +151,11 @@ def run_grid(
                          settings_lines(base, dataset, base.seeds))
     write_markdown(files["md"], text)
     grid_figure(rows, scale1s, strengths, metric, best, files["png"],
-                title=f"{model} on {dataset.profile.title}-shaped {'synthetic ' if dataset.is_synthetic else ''}data")
+                title=f"{model} on {shaped_data(dataset)}")
     return {
         "kind": "grid",
         "model": model,
-        "dataset": profile,
-        "data": dataset.source,
-        "synthetic": bool(dataset.is_synthetic),
-        "seeds": list(base.seeds),
+        **data_fields(dataset, base.seeds),
         "scale1": list(scale1s),
         "strength": list(strengths),
         "metric_keys": keys,

@@ -8,6 +8,9 @@ the numbers would not be comparable.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+from ..data import MSADataset
 from ..registry import get_card
 
 # Which table of the paper each experiment's numbers come from, per data set.
@@ -17,19 +20,32 @@ PAPER_TABLES = {
 }
 
 
-def paper_numbers(model: str, dataset: str) -> dict[str, float]:
-    """The paper's numbers for ``model`` on ``dataset`` (empty when the paper reports none).
+def paper_numbers(model: str, profile: str) -> dict[str, float]:
+    """The paper's numbers for ``model`` on the ``profile`` data set (empty when the paper reports none).
 
     >>> paper_numbers("sgmt-ta", "simsv2")["Mult_acc_5"], paper_numbers("sgmt-ta", "sims")
     (0.5097, {})
     """
-    return dict(get_card(model).paper_results.get(dataset, {}))
+    return dict(get_card(model).paper_results.get(profile, {}))
 
 
-def paper_source(dataset: str, experiment: str = "compare") -> str:
-    """Where in the paper the numbers of ``experiment`` on ``dataset`` come from.
+def paper_source(profile: str, experiment: str = "compare") -> str:
+    """Where in the paper the numbers of ``experiment`` on the ``profile`` data set come from.
 
     >>> paper_source("mosei")
     'Table 2, CMU-MOSEI'
     """
-    return PAPER_TABLES.get(experiment, {}).get(dataset, "the paper")
+    return PAPER_TABLES.get(experiment, {}).get(profile, "the paper")
+
+
+def paper_fields(model: str, profile: str, keys: Sequence[str]) -> dict[str, Any]:
+    """A table row's paper columns: ``paper`` (:func:`paper_numbers`) and ``<key>_paper`` for each metric key."""
+    paper = paper_numbers(model, profile)
+    return {"paper": paper, **{f"{k}_paper": paper.get(k) for k in keys}}
+
+
+def paper_line(dataset: MSADataset, experiment: str = "compare") -> str:
+    """The settings line of a table that shows the paper's numbers: where they come from, and that they do
+    not compare with results on synthetic data."""
+    return (f"- Paper lines: the published numbers ({paper_source(dataset.profile.name, experiment)}), from the zoo "
+            "cards" + ("; this data is synthetic, so they are not comparable" if dataset.is_synthetic else ""))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..data import MSADataset
 from ..training import TrainSettings
 from ..training.data_source import data_spec, load_training_data
 from ..training.results import RESULTS_FORMAT, aggregate, json_safe, mean_std
@@ -183,9 +184,29 @@ def _mean_std_dict(values: list) -> dict[str, Any]:
     return {"mean": mean, "std": std, "n": len(values)}
 
 
-def load_experiment_data(base: TrainSettings, dataset=None):
+def load_experiment_data(base: TrainSettings, dataset: MSADataset | None = None) -> MSADataset:
     """The data every run of an experiment shares: ``dataset``, or what ``base`` names (file or synthetic)."""
     return load_training_data(base, dataset)
+
+
+def check_jobs(jobs: int) -> None:
+    """Refuse a worker count that is not an integer >= 1."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ExperimentError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}.")
+
+
+def plan_workers(jobs: int, left: int, base: TrainSettings, spec: dict[str, Any], say: Echo) -> tuple[int, int, str]:
+    """Worker processes for ``left`` trainings, torch threads for each, and how the start line tells it.
+
+    A data set given as an object (neither a file nor the built-in set) cannot reach other processes: one worker.
+    """
+    workers = min(jobs, max(left, 1))
+    if workers > 1 and base.data is None and not spec["built_in"]:
+        say("a data set given as an object (not a file) cannot be sent to worker processes: one worker")
+        workers = 1
+    threads = base.threads or max(1, cpu_cores() // workers)
+    how = f"; {workers} worker processes of {threads} torch thread(s) each" if workers > 1 and left else ""
+    return workers, threads, how
 
 
 def cpu_cores() -> int:
@@ -227,7 +248,7 @@ def execute_runs(
     base: TrainSettings,
     out: str | os.PathLike,
     *,
-    dataset=None,
+    dataset: MSADataset | None = None,
     jobs: int = 1,
     storage: str | None = None,
     study: str | None = None,
@@ -257,8 +278,7 @@ def execute_runs(
             holding another experiment, an unreachable storage, a run the trainer
             refused, or workers that all stopped before the study finished.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ExperimentError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}.")
+    check_jobs(jobs)
     say = echo or (lambda line: None)
     dataset = load_experiment_data(base, dataset)
     spec = data_spec(dataset, base.data)
@@ -276,14 +296,9 @@ def execute_runs(
     for key in state.abandoned:
         the_study.enqueue_trial(plan.trial_params(key))
     left = len(plan.keys()) - len(state.results)
-    workers = min(jobs, max(left, 1))
-    if workers > 1 and base.data is None and not spec["built_in"]:
-        say("a data set given as an object (not a file) cannot be sent to worker processes: one worker")
-        workers = 1
-    threads = base.threads or max(1, cpu_cores() // workers)
-    how = f"; {workers} worker processes of {threads} torch thread(s) each" if workers > 1 else ""
+    workers, threads, how = plan_workers(jobs, left, base, spec, say)
     say(f"study {name!r} in {where}: {len(plan.keys())} trial(s) ({len(runs)} run(s) x {len(base.seeds)} seed(s)), "
-        f"{len(state.results)} with a result, {left} to train" + (how if left else ""))
+        f"{len(state.results)} with a result, {left} to train{how}")
     job = WorkerJob(storage, str(out), name, heartbeat, identity, plan, tuple(runs), base, spec, verbose)
     if left and workers > 1:
         codes = run_local_workers(job, workers, threads, say)

@@ -40,16 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..metrics import METRIC_KEYS, metric_family, primary_metric
+from ..data import MSADataset
 from ..training import TrainSettings
 from ..training.data_source import data_spec
 from .errors import ExperimentError
-from .grid import select_best
+from .grid import metrics_on, select_best
 from .plots import search_figure
-from .runs import Run, RunOutcome, combine_seeds, cpu_cores, default_study_name, load_experiment_data, read_results
-from .runs import shared_identity
+from .runs import Run, RunOutcome, check_jobs, combine_seeds, default_study_name, load_experiment_data, plan_workers
+from .runs import read_results, shared_identity
 from .study import DEFAULT_HEARTBEAT, Heartbeat, describe_storage, open_storage, open_study
 from .tables import (
+    data_fields,
     markdown_table,
     mean_std_text,
     metric_columns,
@@ -57,11 +58,12 @@ from .tables import (
     outcome_row,
     rate_text,
     settings_lines,
+    shaped_data,
     write_csv,
     write_markdown,
 )
 from .trials import RESULT_FAILURE, is_result, trial_folder
-from .worker import Echo, finish_trial, run_local_workers, train_seed, worker_data
+from .worker import Echo, finish_trial, run_local_workers, run_worker, train_seed
 
 SEARCHED = ("scale1", "strength")
 PAPER_SCALE1_RANGE = (0.5, 3.0)
@@ -229,7 +231,7 @@ def run_search(
     base: TrainSettings,
     out: str | os.PathLike,
     *,
-    dataset=None,
+    dataset: MSADataset | None = None,
     jobs: int = 1,
     storage: str | None = None,
     study: str | None = None,
@@ -260,15 +262,10 @@ def run_search(
     """
     space = SearchSpace(tuple(scale1_range), tuple(strength_range))
     trials = check_trials(trials)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ExperimentError(f"jobs must be an integer >= 1 (worker processes), got {jobs!r}.")
+    check_jobs(jobs)
     say = echo or (lambda line: None)
     dataset = load_experiment_data(base, dataset)
-    profile = dataset.profile.name
-    keys = METRIC_KEYS[metric_family(profile)]
-    metric = metric or primary_metric(profile)
-    if metric not in keys:
-        raise ExperimentError(f"metric {metric!r} is not reported on {profile}; choose one of {', '.join(keys)}.")
+    keys, metric = metrics_on(dataset.profile.name, metric)
     base = base.with_changes(model=model)
     spec = data_spec(dataset, base.data)
     sampler_seed = int(base.seeds[0])
@@ -282,14 +279,9 @@ def run_search(
     for point in state.abandoned:
         the_study.enqueue_trial(dict(zip(SEARCHED, point)))
     left = max(trials - len(state.results), 0)
-    workers = min(jobs, max(left, 1))
-    if workers > 1 and base.data is None and not spec["built_in"]:
-        say("a data set given as an object (not a file) cannot be sent to worker processes: one worker")
-        workers = 1
-    threads = base.threads or max(1, cpu_cores() // workers)
-    how = f"; {workers} worker processes of {threads} torch thread(s) each" if workers > 1 else ""
+    workers, threads, how = plan_workers(jobs, left, base, spec, say)
     say(f"study {name!r} in {where}: TPE search of {trials} trial(s) x {len(base.seeds)} seed(s), "
-        f"{len(state.results)} with a result, {left} to train" + (how if left else ""))
+        f"{len(state.results)} with a result, {left} to train{how}")
     job = SearchJob(storage, str(out), name, heartbeat, identity, model, space, trials, sampler_seed, base, spec, verbose)
     if left and workers > 1:
         codes = run_local_workers(job, workers, threads, say, target=search_worker_main)
@@ -301,7 +293,7 @@ def run_search(
     return _report(job, outcomes, dataset, keys, metric)
 
 
-def search_work(job: SearchJob, study, dataset, say: Echo) -> int:
+def search_work(job: SearchJob, study, dataset: MSADataset, say: Echo) -> int:
     """Take and train points until the study has ``job.trials`` results; return the trainings started.
 
     Raises:
@@ -382,7 +374,7 @@ def _stand_down(study, trial, point: tuple[float, float], wanted: int, tries: in
     return None
 
 
-def _train_point(job: SearchJob, trial, point: tuple[float, float], dataset, say: Echo) -> tuple[str, Any, int]:
+def _train_point(job: SearchJob, trial, point: tuple[float, float], dataset: MSADataset, say: Echo) -> tuple[str, Any, int]:
     """Train every seed of ``point``: ``("complete", mean best validation loss, trainings)`` or a failure."""
     run = job.run(point)
     name = run.name(job.base)
@@ -451,7 +443,7 @@ def sort_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=key)
 
 
-def _report(job: SearchJob, outcomes, dataset, keys: list[str], metric: str) -> dict[str, Any]:
+def _report(job: SearchJob, outcomes, dataset: MSADataset, keys: list[str], metric: str) -> dict[str, Any]:
     rows = []
     for number, outcome in outcomes:
         row = outcome_row(outcome, keys)
@@ -470,16 +462,12 @@ def _report(job: SearchJob, outcomes, dataset, keys: list[str], metric: str) -> 
     text = search_markdown(job, rows, keys, metric, best, settings_lines(job.base, dataset, job.base.seeds))
     write_markdown(files["md"], text)
     search_figure(rows, job.space, metric, best, files["png"],
-                  title=f"{job.model}: TPE search on {dataset.profile.title}-shaped "
-                        f"{'synthetic ' if dataset.is_synthetic else ''}data")
+                  title=f"{job.model}: TPE search on {shaped_data(dataset)}")
     return {
         "kind": "grid",
         "sampler": "tpe",
         "model": job.model,
-        "dataset": dataset.profile.name,
-        "data": dataset.source,
-        "synthetic": bool(dataset.is_synthetic),
-        "seeds": list(job.base.seeds),
+        **data_fields(dataset, job.base.seeds),
         "trials": job.trials,
         "ranges": job.space.as_dict(),
         "sampler_seed": job.sampler_seed,
@@ -540,23 +528,4 @@ def search_markdown(job: SearchJob, rows, keys, metric: str, best: int | None, c
 
 def search_worker_main(job: SearchJob, threads: int, lines, index: int) -> None:
     """A spawned search worker: open the study with TPE seeded ``sampler_seed + index``, load the data, work."""
-    import sys
-
-    import torch
-
-    from ..data import DataError
-    from ..training import TrainingError
-
-    torch.set_num_threads(threads)
-    say = lines.put
-    try:
-        storage = open_storage(job.storage, job.out, job.heartbeat)
-        study = open_study(storage, job.study, job.identity, tpe_sampler(job.sampler_seed, index),
-                           describe_storage(job.storage, job.out))
-        dataset = worker_data(job.spec, job.base.data, job.base.allow_nonfinite)
-        search_work(job, study, dataset, say)
-    except (ExperimentError, TrainingError, DataError) as error:
-        say(f"worker {os.getpid()} stopped: {error}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_worker(job, threads, lines, tpe_sampler(job.sampler_seed, index), search_work)

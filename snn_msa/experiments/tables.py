@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..atomic import write_atomic
-from ..data.validate import SPLITS
+from ..data import MSADataset
+from ..training import TrainSettings
 
 MISSING = "–"
 
@@ -104,15 +105,27 @@ def outcome_row(outcome, keys: Sequence[str]) -> dict[str, Any]:
     return row
 
 
-def settings_lines(base, dataset, seeds: Sequence[int], recipes: dict[str, str] | None = None) -> list[str]:
+def data_fields(dataset: MSADataset, seeds: Sequence[int]) -> dict[str, Any]:
+    """What every experiment's result says about the runs behind it: the data's profile (under ``dataset``, the
+    key results.json uses too), its source, whether it is synthetic, and the seeds."""
+    return {"dataset": dataset.profile.name, "data": dataset.source, "synthetic": bool(dataset.is_synthetic),
+            "seeds": list(seeds)}
+
+
+def shaped_data(dataset: MSADataset) -> str:
+    """How a figure's title names the data: ``"CH-SIMS-shaped synthetic data"``."""
+    return f"{dataset.profile.title}-shaped {'synthetic ' if dataset.is_synthetic else ''}data"
+
+
+def settings_lines(base: TrainSettings, dataset: MSADataset, seeds: Sequence[int],
+                   recipes: dict[str, str] | None = None) -> list[str]:
     """What every table says about the runs behind it: data, seeds, recipe, shared model overrides.
 
     ``recipes`` (model -> recipe text) lists each model's own recipe where the models do not share one.
     """
     recipe = base.recipe(dataset.profile.name)
     synthetic = dataset.is_builtin or dataset.is_synthetic
-    sizes = "/".join(str(len(dataset.splits[s])) for s in SPLITS)
-    data = f"{dataset.source} ({dataset.profile.title} format, train/valid/test {sizes})"
+    data = f"{dataset.source} ({dataset.profile.title} format, train/valid/test {dataset.sizes_text()})"
     lines = [f"- Data: {data}" + (": SYNTHETIC, so the numbers only show that the pipeline works" if synthetic else "")]
     lines.append(f"- Seeds: {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' if len(seeds) != 1 else ''}; "
                  + ("mean ± population std over seeds" if len(seeds) > 1 else "one seed, so no std") + ")")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data import MSADataset
 from ..training import NonFiniteLossError, TrainSettings, train
 from ..training.data_source import data_spec, load_eval_data
 from ..training.errors import CheckpointError
@@ -78,7 +79,7 @@ class WorkerJob:
         return min(POLL_SECONDS, self.heartbeat / 2)
 
 
-def work(job: WorkerJob, study, dataset, say: Echo) -> int:
+def work(job: WorkerJob, study, dataset: MSADataset, say: Echo) -> int:
     """Take and train trials until the study is finished; return how many trainings this worker started.
 
     Raises:
@@ -170,15 +171,15 @@ def _holder(study, plan: TrialPlan, trial, key: Key, tries: int = 50) -> int | N
     return None
 
 
-def _run_trial(job: WorkerJob, trial, key: Key, dataset, say: Echo) -> tuple[str, Any, int]:
+def _run_trial(job: WorkerJob, trial, key: Key, dataset: MSADataset, say: Echo) -> tuple[str, Any, int]:
     """Train (run, seed): ``("complete", best validation loss, trainings)`` or ``(outcome, error text, trainings)``."""
     index, seed = key
     return train_seed(job.runs[index], job.plan.names[index], seed, job.runs_dir, job.base, job.spec, dataset, say,
                       head=f"[trial {trial.number}] {job.plan.label(key)}", verbose=job.verbose)
 
 
-def train_seed(run, name: str, seed: int, runs_dir: Path, base: TrainSettings, spec: dict[str, Any], dataset,
-               say: Echo, *, head: str, verbose: bool = False) -> tuple[str, Any, int]:
+def train_seed(run, name: str, seed: int, runs_dir: Path, base: TrainSettings, spec: dict[str, Any],
+               dataset: MSADataset, say: Echo, *, head: str, verbose: bool = False) -> tuple[str, Any, int]:
     """Train one seed of a run into ``runs_dir/<name>_seed-<seed>`` (read it when finished there, continue it when started).
 
     Returns:
@@ -286,6 +287,12 @@ def worker_main(job: WorkerJob, threads: int, lines, index: int = 0) -> None:
 
     ``index`` (the worker's number) is not needed here: the grid sampler hands out each point once.
     """
+    run_worker(job, threads, lines, grid_sampler(job.plan), work)
+
+
+def run_worker(job, threads: int, lines, sampler, work_on: Callable[[Any, Any, MSADataset, Echo], int]) -> None:
+    """The body of a spawned worker: ``threads`` torch threads, the study opened with ``sampler``, the data
+    loaded again, then ``work_on(job, study, dataset, say)``; exit 1 on an expected error, 130 on Ctrl-C."""
     import sys
 
     import torch
@@ -298,9 +305,8 @@ def worker_main(job: WorkerJob, threads: int, lines, index: int = 0) -> None:
     say = lines.put
     try:
         storage = open_storage(job.storage, job.out, job.heartbeat)
-        study = open_study(storage, job.study, job.identity, grid_sampler(job.plan), describe_storage(job.storage, job.out))
-        dataset = worker_data(job.spec, job.base.data, job.base.allow_nonfinite)
-        work(job, study, dataset, say)
+        study = open_study(storage, job.study, job.identity, sampler, describe_storage(job.storage, job.out))
+        work_on(job, study, worker_data(job.spec, job.base.data, job.base.allow_nonfinite), say)
     except (ExperimentError, TrainingError, DataError) as error:
         say(f"worker {os.getpid()} stopped: {error}")
         sys.exit(1)
@@ -315,7 +321,7 @@ def grid_sampler(plan: TrialPlan):
     return GridSampler(plan.search_space(), seed=0)
 
 
-def worker_data(spec: dict[str, Any], data_path: str | None, allow_nonfinite: bool = False):
+def worker_data(spec: dict[str, Any], data_path: str | None, allow_nonfinite: bool = False) -> MSADataset:
     """The experiment's data, loaded again in a worker: the same file and profile, or the same synthetic set."""
     from ..data import DataError, load_dataset
 

@@ -14,15 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from ..data import DataError, load_dataset
+from ..data import DataError, MSADataset, load_dataset
 from ..data.nonfinite import as_record
 from .errors import CheckpointError, TrainingError
+from .settings import TrainSettings
 from ..data.validate import SPLITS
 
 SYNTHETIC_SEED = 0  # the seed of the built-in synthetic data every command uses
 
 
-def load_training_data(settings, dataset=None):
+def load_training_data(settings: TrainSettings, dataset: MSADataset | None = None) -> MSADataset:
     """``dataset`` if given (checked against ``settings.dataset``), else the file or synthetic data named by ``settings``."""
     if dataset is None:
         path = None if settings.data is None else os.path.expanduser(settings.data)
@@ -59,7 +60,7 @@ def fingerprint(split, rows: int = 8) -> str:
     return digest.hexdigest()[:16]
 
 
-def data_spec(dataset, path: str | None) -> dict[str, Any]:
+def data_spec(dataset: MSADataset, path: str | None) -> dict[str, Any]:
     """What a checkpoint records about the data (plain values only)."""
     built_in = dataset.is_builtin
     return {
@@ -77,8 +78,8 @@ def data_spec(dataset, path: str | None) -> dict[str, Any]:
     }
 
 
-def load_eval_data(spec: dict[str, Any], data=None, dataset=None, *, allow_nonfinite: bool = False,
-                   require_labels: bool = True):
+def load_eval_data(spec: dict[str, Any], data: str | os.PathLike | None = None, dataset: MSADataset | None = None, *,
+                   allow_nonfinite: bool = False, require_labels: bool = True) -> MSADataset:
     """The data to evaluate a checkpoint on: ``dataset``, else the file ``data``, else the data the run used.
 
     A file given here is matched to a profile by its own dims, so a file of
@@ -106,7 +107,28 @@ def load_eval_data(spec: dict[str, Any], data=None, dataset=None, *, allow_nonfi
     raise DataError(f"the checkpoint's run trained on {spec.get('source')}{where}; give the feature file with --data.")
 
 
-def same_data(spec: dict[str, Any], dataset, split: str) -> bool:
+def load_inspection_data(spec: dict[str, Any] | None, data: str | os.PathLike | MSADataset | None = None,
+                         profile: str | None = None, *, allow_nonfinite: bool = False) -> MSADataset:
+    """The data a command that inspects one model runs on (``snn-msa energy``, ``snn-msa diagnose``).
+
+    ``data`` (a file, or an :class:`~snn_msa.data.MSADataset` already loaded), else the data of the checkpoint
+    whose data record is ``spec``, else the built-in synthetic data shaped like ``profile``. A ``profile``
+    given must be the data's (a :class:`~snn_msa.data.DataError` says so otherwise).
+    """
+    if isinstance(data, MSADataset):
+        dataset = data
+    elif spec is not None:
+        dataset = load_eval_data(spec, data, allow_nonfinite=allow_nonfinite)
+    else:
+        path = None if data is None else os.path.expanduser(os.fspath(data))
+        return load_dataset(path, profile, seed=SYNTHETIC_SEED, allow_nonfinite=allow_nonfinite)  # checks profile itself
+    if profile is not None and dataset.profile.name != profile:
+        raise DataError(f"--dataset {profile} was given, but the data ({dataset.source}) is {dataset.profile.name}; "
+                        f"leave out --dataset, or give a {profile} file with --data.")
+    return dataset
+
+
+def same_data(spec: dict[str, Any], dataset: MSADataset, split: str) -> bool:
     """Whether ``dataset``'s ``split`` is the one the run used (by fingerprint)."""
     prints = spec.get("fingerprints") or {}
     return prints.get(split) == fingerprint(dataset.splits[split])

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..data import MSADataset
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
 from .checkpoint import load_checkpoint, load_weights, rebuild_model
 from .data_source import load_eval_data, same_data
@@ -29,7 +30,7 @@ def evaluate_checkpoint(
     path: str | os.PathLike,
     data: str | os.PathLike | None = None,
     split: str = "test",
-    dataset=None,
+    dataset: MSADataset | None = None,
     *,
     device: str = "auto",
     batch_size: int | None = None,

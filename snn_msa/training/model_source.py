@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import MSADataset, load_dataset
-from .data_source import SYNTHETIC_SEED, load_eval_data
+from ..data import MSADataset
+from .data_source import load_inspection_data
 from .errors import TrainingError
 from .evaluate import model_from_checkpoint
 
@@ -46,8 +46,11 @@ def model_with_data(
 ) -> ModelWithData:
     """The trained model of ``checkpoint`` with its data, or the untrained entry ``model_name`` (seeded) on ``data``.
 
+    ``profile`` (a profile name), when given, must be the data's; the data is
+    found as :func:`~snn_msa.training.data_source.load_inspection_data` finds it.
     Raises :class:`TrainingError` (a one-line message) for a name/checkpoint
-    mismatch, an unknown model or data whose feature dims do not fit.
+    mismatch, an unknown model or data whose feature dims do not fit, and
+    :class:`~snn_msa.data.DataError` for data that cannot be used or is not of ``profile``.
     ``allow_nonfinite`` accepts data with many non-finite cells (``snn_msa.data.nonfinite``).
     """
     from ..registry import create_model
@@ -59,17 +62,13 @@ def model_with_data(
         if model_name is not None and model_name != spec["name"]:
             raise TrainingError(f"--model {model_name} but the checkpoint {path} holds {spec['name']!r}; leave --model "
                                 "out or give the matching checkpoint.")
-        ds = load_eval_data(ckpt["data"], None if data is None else os.path.expanduser(os.fspath(data)),
-                            allow_nonfinite=allow_nonfinite)
-        if profile is not None and ds.profile.name != profile:
-            raise TrainingError(f"--dataset {profile} was given, but the data ({ds.source}) is {ds.profile.name}.")
+        ds = load_inspection_data(ckpt["data"], data, profile, allow_nonfinite=allow_nonfinite)
         result = ModelWithData(model, spec["name"], ds, f"trained weights from {path}", ckpt)
         dims = tuple(spec["feature_dims"])
     else:
         if model_name is None:
             raise TrainingError("give a model (--model NAME) or a checkpoint (--checkpoint PATH).")
-        ds = load_dataset(None if data is None else os.path.expanduser(os.fspath(data)), profile, seed=SYNTHETIC_SEED,
-                          allow_nonfinite=allow_nonfinite)
+        ds = load_inspection_data(None, data, profile, allow_nonfinite=allow_nonfinite)
         torch.manual_seed(seed)
         try:
             model = create_model(model_name, feature_dims=tuple(ds.feature_dims),

@@ -1,6 +1,6 @@
 """What a training run is asked to do (:class:`TrainSettings`) and the recipe it resolves to.
 
-Every zoo entry carries its recipe on its card (``get_card(name).recipe_for(dataset)``,
+Every zoo entry carries its recipe on its card (``get_card(name).recipe_for(profile)``,
 a :class:`~snn_msa.recipe.Recipe`); a setting left at ``None`` takes the entry's
 value, anything else overrides it.
 """
@@ -108,22 +108,22 @@ class TrainSettings:
         if self.resume and self.overwrite:
             raise TrainingError("resume and overwrite exclude each other: resume continues the run in out, overwrite replaces it.")
 
-    def recipe(self, dataset: str | None = None) -> Recipe:
-        """The entry's recipe on ``dataset`` (default: this run's) with this run's overrides applied."""
+    def recipe(self, profile: str | None = None) -> Recipe:
+        """The entry's recipe on the ``profile`` data set (default: this run's) with this run's overrides applied."""
         try:
             card = get_card(self.model)
         except UnknownModelError as error:
             raise TrainingError(str(error)) from None
-        return card.recipe_for(dataset or self.dataset).with_changes(
+        return card.recipe_for(profile or self.dataset).with_changes(
             lr=self.lr, batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
             weight_decay=self.weight_decay, grad_clip=self.grad_clip,
         )
 
-    def out_dir(self, dataset_name: str) -> Path:
+    def out_dir(self, profile: str) -> Path:
         """The run folder: ``out``, or ``runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>``."""
         if self.out is not None:
             return Path(self.out).expanduser()
-        return Path("runs") / f"{self.model}-{dataset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return Path("runs") / f"{self.model}-{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     def with_changes(self, **changes: Any) -> "TrainSettings":
         """A copy with some fields changed (the settings are frozen)."""

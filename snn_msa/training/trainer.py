@@ -31,8 +31,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..data import MSADataset
 from ..data.nonfinite import summary as nonfinite_summary
-from ..data.validate import SPLITS
 from ..metrics import METRIC_KEYS, metric_family, msa_metrics
 from ..output_lock import OutputHold, describe_holder, hold_output
 from ..registry import UnknownModelError, create_model
@@ -79,7 +79,7 @@ def seed_everything(seed: int) -> None:
 
 def train(
     settings: TrainSettings,
-    dataset=None,
+    dataset: MSADataset | None = None,
     *,
     echo: Callable[[str], None] | None = None,
     bars: bool | None = None,
@@ -120,8 +120,8 @@ def train(
         distributed.stop(world)
 
 
-def _train(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device, dataset,
-           echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
+def _train(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device,
+           dataset: MSADataset | None, echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
     _build_model(settings, None)  # bad model overrides fail before the data is loaded
     with contextlib.ExitStack() as held:
         # An existing folder is held before the data is read, so a second run aimed there stops at once. A new
@@ -144,8 +144,9 @@ def _hold(world: distributed.World, held: contextlib.ExitStack, folder: Path) ->
     return distributed.on_main(world, lambda: held.enter_context(hold_output(folder)))
 
 
-def _train_in(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device, dataset,
-              taken_over: dict | None, echo: Callable[[str], None] | None, bars: bool | None) -> dict[str, Any]:
+def _train_in(settings: TrainSettings, recipe: Recipe, world: distributed.World, device: torch.device,
+              dataset: MSADataset, taken_over: dict | None, echo: Callable[[str], None] | None,
+              bars: bool | None) -> dict[str, Any]:
     """:func:`train` once its output folder ``settings.out`` is held."""
     profile = dataset.profile.name
     out = Path(settings.out)
@@ -283,7 +284,7 @@ def _check_resumable(state: dict[str, Any], key: dict[str, Any], path: Path) -> 
 def _train_seed(
     settings: TrainSettings,
     recipe: Recipe,
-    dataset,
+    dataset: MSADataset,
     seed: int,
     seed_dir: Path,
     device: torch.device,
@@ -460,12 +461,12 @@ def _nonfinite_message(error: Exception, seed: int, epoch: int, recipe: Recipe, 
             f"Try a lower --lr (this run used {recipe.lr:g}), a smaller --grad-clip, or {check}.")
 
 
-def dataset_line(dataset) -> str:
+def dataset_line(dataset: MSADataset) -> str:
     """How the start line names the data; synthetic data says so plainly."""
-    sizes = "/".join(str(len(dataset.splits[s])) for s in SPLITS)
+    sizes = dataset.sizes_text()
     title = dataset.profile.title
     if dataset.is_builtin:
         return (f"built-in SYNTHETIC data shaped like {title} ({sizes} samples), not real features: the metrics "
                 "only show that the pipeline learns; pass --data FILE to train on MMSA features")
-    tag = ", SYNTHETIC data" if getattr(dataset, "is_synthetic", False) else ""
+    tag = ", SYNTHETIC data" if dataset.is_synthetic else ""
     return f"{dataset.source} ({title}{tag}, {sizes} samples)"
