@@ -121,3 +121,16 @@ def test_tally_counts_valid_positions_only():
     assert summary["firing_rate"] == pytest.approx(2 / (5 * 3))
     assert summary["silent_neurons"] == pytest.approx(1 / 3)  # neuron 2 fired only at padding
     assert summary["silent_steps"] == pytest.approx(3 / 5)  # (0,2) (1,0) (1,1) of 5 valid positions
+
+
+def test_neuron_overrides_reach_every_neuron(tiny):
+    """--v-threshold and --tau are model overrides like --scale1: a lower threshold fires more."""
+    small = ["--data", str(tiny), "--d-model", "8", "--heads", "2", "--scale1", "1", "--json"]
+    rates = {}
+    for v_threshold in ("1", "0.25"):
+        result = CliRunner().invoke(main, ["diagnose", "--model", "sgmt-tav", *small, "--v-threshold", v_threshold])
+        assert result.exit_code == 0, result.output
+        rates[v_threshold] = json.loads(result.output)["firing_rate"]
+    assert rates["0.25"] > 2 * rates["1"] > 0
+    bad = CliRunner().invoke(main, ["diagnose", "--model", "sgmt-tav", *small, "--tau", "1"])
+    assert bad.exit_code == 1 and "tau must be greater than 1" in bad.output and "Traceback" not in bad.output

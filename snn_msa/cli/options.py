@@ -31,6 +31,8 @@ DATASET_CHOICE = click.Choice(list(PROFILES), case_sensitive=False)
 MODEL_OVERRIDES = (
     ("--scale1", "scale1", float, "the input scale scale1"),
     ("--strength", "strength", float, "the connected neuron's coupling strength"),
+    ("--v-threshold", "v_threshold", float, "every neuron's firing threshold V_th"),
+    ("--tau", "tau", float, "every neuron's membrane time constant tau"),
     ("--d-model", "d_model", int, "model width"),
     ("--heads", "heads", int, "attention heads"),
     ("--single-layers", "single_layers", int, "layers per modality"),
