@@ -198,6 +198,23 @@ def test_a_folder_already_finished_is_read_not_trained_by_a_new_study(fake, shor
     assert trainer.calls == [] and again["rows"] == first["rows"]
 
 
+def test_a_finished_folder_built_with_another_default_is_refused(fake, short_data, tmp_path):
+    """A run finished when a default was different (V_th 1 before 0.75) has other settings: not read as this cell."""
+    trainer = fake(numbers=disagreeing)
+    settings = base(short_data["sims"])
+    run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    (tmp_path / "g" / "study.journal").unlink()
+    for path in (tmp_path / "g").glob("runs/*/results.json"):
+        results = json.loads(path.read_text())
+        results["model_config"] = {"scale1": results["settings"]["model_overrides"]["scale1"],
+                                   "neuron": {"v_threshold": 1.0, "strength": 0.0}}
+        path.write_text(json.dumps(results))
+    trainer.calls.clear()
+    with pytest.raises(ExperimentError, match=r"neuron.v_threshold: 1.0 then, 0.75 now.*another --out"):
+        run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
+    assert trainer.calls == []
+
+
 def test_a_study_of_another_experiment_is_refused(fake, short_data, tmp_path):
     fake()
     settings = base(short_data["sims"])

@@ -13,8 +13,8 @@ from snn_msa.model import SGMT, SGMTConfig
 from snn_msa.neurons import LIF, ConnectedLIF, NeuronSettings
 
 
-def plain_lif(x: torch.Tensor, tau=2.0, v_th=1.0, v_rest=0.0) -> torch.Tensor:
-    """Eq. 1, one neuron at a time, in Python floats."""
+def plain_lif(x: torch.Tensor, v_th: float, tau=2.0, v_rest=0.0) -> torch.Tensor:
+    """Eq. 1, one neuron at a time, in Python floats (``v_th``: the model's threshold, 0.75 in SGMT)."""
     T, B, Fe = x.shape
     out = torch.zeros_like(x)
     for b in range(B):
@@ -45,7 +45,7 @@ def _plain_sgsa(att, x, valid):
     var = x.var(-1, unbiased=False, keepdim=True)
     ln = (x - mean) / torch.sqrt(var + att.norm.eps) * att.norm.weight + att.norm.bias
     x_norm = att.scale1 * ln
-    spikes = plain_lif(x_norm)
+    spikes = plain_lif(x_norm, att.neuron.params.v_threshold)
     keep = torch.ones(L, B, dtype=torch.bool) if valid is None else valid
     rates = []
     out = torch.zeros(L, B, dm, dtype=x.dtype)
@@ -93,7 +93,7 @@ def test_scale2_follows_the_formula(attention_input):
     x, _ = attention_input
     att = MHSGSA(8, heads=2, scale1=2.0).double()
     att(x)
-    spikes = plain_lif(att.scale1 * att.norm(x).detach())
+    spikes = plain_lif(att.scale1 * att.norm(x).detach(), att.neuron.params.v_threshold)
     d, dm = 4, 8
     assert att.last_scale2.shape == (3, 2)  # one scale2 per sample and head
     for b in range(3):
@@ -131,7 +131,7 @@ def test_layer_matches_eq7():
     x = torch.randn(9, 2, 8, dtype=torch.float64) * 2
     att, x_norm = layer.attention(x)
     y_norm = 1.5 * layer.attention_norm(att)
-    y_out = layer.ffn(plain_lif(y_norm.detach()))
+    y_out = layer.ffn(plain_lif(y_norm.detach(), layer.ffn_neuron.params.v_threshold))
     expected = 1.5 * layer.ffn_norm(y_out) + x_norm + y_norm
     torch.testing.assert_close(layer(x), expected)
 
@@ -272,3 +272,14 @@ def test_fusion_output_and_predictions_do_not_depend_on_padding():
     for head in before.predictions:
         torch.testing.assert_close(after.predictions[head], before.predictions[head], atol=1e-5, rtol=0)
     torch.testing.assert_close(after.sample_firing_rate, before.sample_firing_rate, atol=1e-6, rtol=0)
+
+
+def test_sgmt_fires_at_threshold_075_while_bare_neurons_keep_1():
+    """SGMT's default V_th is 0.75 (docs/model.md, Our defaults); LIF and ConnectedLIF keep SpikingJelly's 1."""
+    from snn_msa.neurons import LIF, ConnectedLIF
+    from snn_msa.registry import create_model
+
+    model = create_model("sgmt-tav", d_model=8, heads=2)
+    thresholds = {m.params.v_threshold for m in model.modules() if isinstance(m, (LIF, ConnectedLIF))}
+    assert model.config.neuron.v_threshold == 0.75 and thresholds == {0.75}
+    assert LIF().params.v_threshold == 1.0 and ConnectedLIF(4).params.v_threshold == 1.0

@@ -285,6 +285,20 @@ def test_resume_refuses_other_settings_and_empty_folders(tmp_path, tiny, full_ru
         train(settings(tmp_path, "empty", resume=True), dataset=tiny)
 
 
+def test_resume_refuses_a_checkpoint_of_a_model_built_with_another_default(tmp_path, tiny, full_run):
+    """A last.pt written when V_th defaulted to 1 must not continue as a 0.75 model: the options are the same."""
+    shutil.copytree(full_run[0] / "run", tmp_path / "run")
+    path = tmp_path / "run/seed-1111/last.pt"
+    last = ckpt_mod.load_checkpoint(path)
+    payload = {k: v for k, v in last.items() if k not in ("format", "version", "kind")}
+    payload["model"]["config"]["neuron"]["v_threshold"] = 1.0
+    ckpt_mod.save_checkpoint(payload, path, "last")
+    with pytest.raises(CheckpointError, match=r"neuron.v_threshold: 1.0 then, 0.75 now.*--v-threshold 1"):
+        train(settings(tmp_path, epochs=4, resume=True), dataset=tiny)
+    old_default = settings(tmp_path, epochs=4, resume=True, model_overrides={**TINY, "v_threshold": 1.0})
+    assert train(old_default, dataset=tiny)["model_config"]["neuron"]["v_threshold"] == 1.0  # as the message says
+
+
 def test_a_finished_run_is_not_overwritten_by_accident(tmp_path, tiny, full_run):
     with pytest.raises(TrainingError, match="already holds a run.*--resume.*--overwrite"):
         train(settings(full_run[0], epochs=4), dataset=tiny)

@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..data import MSADataset
+from ..registry import create_model
 from ..training import TrainSettings
+from ..training.checkpoint import model_config
 from ..training.data_source import data_spec, load_training_data
 from ..training.results import RESULTS_FORMAT, aggregate, json_safe, mean_std
+from ..training.trainer import config_changes
 from .errors import ExperimentError
 from .study import DEFAULT_HEARTBEAT, describe_storage, open_storage, open_study
 from .trials import TrialPlan, survey, trial_folder
@@ -358,8 +361,9 @@ def finished_results(folder: Path, settings: TrainSettings, spec: dict[str, Any]
     """The run's ``results.json`` if it is finished with exactly these settings and data, else ``None``.
 
     Raises:
-        ExperimentError: the folder holds a finished run on other data; training on
-            top of it would mix two data sets in one folder.
+        ExperimentError: the folder holds a finished run on other data, or of a
+            model built with other defaults (an older snn-msa); training on top of
+            it would mix two runs in one folder.
     """
     path = folder / "results.json"
     if not path.is_file():
@@ -385,7 +389,24 @@ def finished_results(folder: Path, settings: TrainSettings, spec: dict[str, Any]
         and results.get("recipe") == settings.recipe().as_dict()
         and json_safe(stored.get("model_overrides") or {}) == json_safe(dict(settings.model_overrides))
     )
-    return results if same else None
+    if not same:
+        return None
+    changes = config_changes(results.get("model_config"), built_config(settings, spec))
+    if changes:
+        raise ExperimentError(f"{folder} holds a run whose model had other settings ({'; '.join(changes)}): a "
+                              "default changed since it was trained (docs/model.md, Our defaults). Give another "
+                              "--out, or delete that folder to train it again.")
+    return results
+
+
+def built_config(settings: TrainSettings, spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The full config of the model the run builds now on the data of ``spec`` (defaults included)."""
+    try:
+        model = create_model(settings.model, dataset=spec["profile"], feature_dims=spec["feature_dims"],
+                             **settings.model_overrides)
+    except ValueError:
+        return None  # the trainer says what is wrong with the options
+    return model_config(model)
 
 
 def started(folder: Path) -> bool:

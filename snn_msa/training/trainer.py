@@ -273,7 +273,10 @@ def _run_key(settings: TrainSettings, recipe: Recipe, profile: str, seed: int) -
 
 def _check_resumable(state: dict[str, Any], key: dict[str, Any], path: Path) -> None:
     stored = state.get("run_key", {})
-    diffs = [f"{k}: {stored.get(k)!r} then, {key[k]!r} now" for k in RESUME_KEYS if stored.get(k) != key[k]]
+    # With the model's full config stored, that config is compared (after the model is built), not how the
+    # options asked for it: --v-threshold 1 continues a run made when 1 was the default.
+    checked = [k for k in RESUME_KEYS if k != "model_overrides" or not state.get("model", {}).get("config")]
+    diffs = [f"{k}: {stored.get(k)!r} then, {key[k]!r} now" for k in checked if stored.get(k) != key[k]]
     if diffs:
         raise CheckpointError(
             f"{path} was written by a run with other settings ({'; '.join(diffs)}); resume with the same options, "
@@ -329,6 +332,7 @@ def _train_seed(
     epoch, best_epoch, best_loss, bad_epochs = 0, 0, math.inf, 0
     best_state, best_valid_metrics, history, stopped_early = None, None, [], False
     if state is not None:
+        _check_same_config(state.get("model", {}).get("config"), spec["config"], last_path)
         load_weights(model, state["state_dict"], str(last_path))
         optimizer.load_state_dict(state["optimizer"])
         epoch, best_epoch, best_loss = state["epoch"], state["best_epoch"], state["best_valid_loss"]
@@ -422,6 +426,41 @@ def _train_seed(
         "history": history,
     }
     return run, model_info
+
+
+def config_changes(then: dict[str, Any] | None, now: dict[str, Any]) -> list[str]:
+    """The model settings that differ between a stored config and the one built now ("key: then -> now").
+
+    A run's overrides are checked on their own; this catches what they do not
+    say: a default that changed between versions of snn-msa (V_th was 1 before
+    0.75), so that no run continues or is reused with other settings than it
+    was trained with. A config stored without a key (an older format) is not
+    compared on that key.
+
+    >>> config_changes({"neuron": {"v_threshold": 1.0}}, {"neuron": {"v_threshold": 0.75}})
+    ['neuron.v_threshold: 1.0 then, 0.75 now']
+    """
+    if then is None:
+        return []
+    changes = []
+    for key, value in now.items():
+        if key not in then:
+            continue
+        if isinstance(value, dict) and isinstance(then[key], dict):
+            changes += [f"{key}.{change}" for change in config_changes(then[key], value)]
+        elif json_safe(then[key]) != json_safe(value):
+            changes.append(f"{key}: {then[key]!r} then, {value!r} now")
+    return changes
+
+
+def _check_same_config(then: dict[str, Any] | None, now: dict[str, Any], path: Path) -> None:
+    changes = config_changes(then, now)
+    if changes:
+        raise CheckpointError(
+            f"{path} was written by a model with other settings ({'; '.join(changes)}): a default changed since "
+            "(docs/model.md, Our defaults). Pass the old value as an option (for example --v-threshold 1) to "
+            "continue it, or start a new run with another --out."
+        )
 
 
 def _resume_state(last_path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
