@@ -23,6 +23,7 @@ other choices, closer to other real-feature quirks:
 - Lengths drawn uniformly between a quarter and all of the padded length.
 
     python benchmarks/other_statistics_file.py --out /tmp/other_mosei.pkl
+    python benchmarks/other_statistics_file.py --standardize --out /tmp/other_mosei_z.pkl
     snn-msa data check /tmp/other_mosei.pkl
 """
 
@@ -110,10 +111,29 @@ def make_split(rng, units, directions, n):
     return out
 
 
+def valid_mask(split: dict, modality: str) -> np.ndarray:
+    """[n, length] True at each sample's valid positions of ``modality``."""
+    lengths = (split["text_bert"][:, 1].sum(1).astype(int) if modality == "text"
+               else np.array(split[f"{modality}_lengths"]))
+    return np.arange(split[modality].shape[1])[None, :] < lengths[:, None]
+
+
+def standardize(data: dict) -> None:
+    """Z-score every channel with the mean and std of the train split's valid positions (padding stays 0)."""
+    for modality in DIMS:
+        cells = data["train"][modality][valid_mask(data["train"], modality)]
+        mean, std = cells.mean(0), cells.std(0) + 1e-6
+        for split in data.values():
+            keep = valid_mask(split, modality)[:, :, None]
+            split[modality] = (((split[modality] - mean) / std) * keep).astype(np.float32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--standardize", action="store_true",
+                        help="z-score every channel with the train split's statistics before writing")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     units = {"text": (np.ones(DIMS["text"], np.float32), np.zeros(DIMS["text"], np.float32)),
@@ -124,6 +144,8 @@ def main() -> None:
     direction[rng.choice(np.arange(2, DIMS["text"]), size=TEXT_CUE_DIMS, replace=False)] = rng.normal(size=TEXT_CUE_DIMS)
     directions = {"text": direction}
     data = {split: make_split(rng, units, directions, n) for split, n in SIZES.items()}
+    if args.standardize:
+        standardize(data)
     with open(args.out, "wb") as f:
         pickle.dump(data, f, protocol=4)
     print(f"wrote {args.out}: " + ", ".join(f"{s} {n}" for s, n in SIZES.items()))

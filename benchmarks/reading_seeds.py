@@ -21,7 +21,8 @@ import statistics
 from pathlib import Path
 
 READINGS = {
-    "default": {},
+    "default": {},  # the defaults of this version (V_th 0.75 since it became SGMT's default)
+    "vth1": {"v_threshold": 1.0},
     "vth0.5": {"v_threshold": 0.5},
     "vth0.75": {"v_threshold": 0.75},
     "scale1-1": {"scale1": 1.0},

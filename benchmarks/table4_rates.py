@@ -2,9 +2,10 @@
 
 Reads each folder's grid.csv (rates over valid positions of the test split,
 mean over seeds) and prints one table per folder: strength rows, scale1
-columns, each cell "ours (paper)". Then, when several folders are given, one
-line per folder at strength 0.01 (the default) for the scale1 curve, with the
-validation loss and test MAE / Corr of each cell.
+columns, each cell "ours (paper)". Then the scale1 curve at strength 0.01
+(the default) of every folder, with the validation loss and test MAE / Corr
+of each cell, and how far each curve lies from the paper's: the mean over
+scale1 of |log10(ours / paper)|.
 
     snn-msa grid --model sgmt-tav --scale1 0.5,1,2,3 --strength 0,0.01,0.025,0.05,0.1 --out runs/table4
     python benchmarks/table4_rates.py runs/table4 runs/curve-vth075
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 
 # Table 4 of the paper (SIMS), "Spiking Rate" column: PAPER_RATE[strength][scale1].
@@ -73,7 +75,13 @@ def main() -> None:
     grids = {folder.name: read_grid(folder) for folder in args.folders}
     for name, cells in grids.items():
         print(f"{name}: test firing rate, ours (paper's Table 4)\n\n{rate_table(cells)}\n")
-    print(f"strength 0.01, over scale1:\n\n{curve_table(grids)}")
+    print(f"strength 0.01, over scale1:\n\n{curve_table(grids)}\n")
+    for name, cells in grids.items():
+        errors = [abs(math.log10(cell["firing_rate_mean"] / PAPER_RATE[0.01][scale]))
+                  for (strength, scale), cell in cells.items() if strength == 0.01 and scale in PAPER_RATE[0.01]]
+        if errors:
+            print(f"{name}: mean |log10(ours / paper)| over {len(errors)} scale1 values at strength 0.01: "
+                  f"{sum(errors) / len(errors):.2f} (a factor of {10 ** (sum(errors) / len(errors)):.2f})")
 
 
 if __name__ == "__main__":
