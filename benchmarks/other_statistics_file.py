@@ -149,6 +149,9 @@ def main() -> None:
     with open(args.out, "wb") as f:
         pickle.dump(data, f, protocol=4)
     print(f"wrote {args.out}: " + ", ".join(f"{s} {n}" for s, n in SIZES.items()))
+    guess = float(np.mean(data["train"]["regression_labels"]))
+    print(f"test MAE of always predicting the train labels' mean: "
+          f"{float(np.mean(np.abs(data['test']['regression_labels'] - guess))):.4f}")
 
 
 if __name__ == "__main__":
