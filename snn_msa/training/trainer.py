@@ -435,9 +435,12 @@ def config_changes(then: dict[str, Any] | None, now: dict[str, Any]) -> list[str
     say: a default that changed between versions of snn-msa (V_th was 1 before
     0.75), so that no run continues or is reused with other settings than it
     was trained with. A config stored without a key (an older format) is not
-    compared on that key.
+    compared on that key; a group stored flat (before the neuron settings
+    became one object) is compared key by key.
 
     >>> config_changes({"neuron": {"v_threshold": 1.0}}, {"neuron": {"v_threshold": 0.75}})
+    ['neuron.v_threshold: 1.0 then, 0.75 now']
+    >>> config_changes({"v_threshold": 1.0, "d_model": 64}, {"neuron": {"v_threshold": 0.75}, "d_model": 64})
     ['neuron.v_threshold: 1.0 then, 0.75 now']
     """
     if then is None:
@@ -445,6 +448,8 @@ def config_changes(then: dict[str, Any] | None, now: dict[str, Any]) -> list[str
     changes = []
     for key, value in now.items():
         if key not in then:
+            if isinstance(value, dict):  # the group's settings stored flat, as older versions did
+                changes += [f"{key}.{change}" for change in config_changes(then, value)]
             continue
         if isinstance(value, dict) and isinstance(then[key], dict):
             changes += [f"{key}.{change}" for change in config_changes(then[key], value)]
