@@ -97,3 +97,64 @@ def test_convert_of_a_malicious_pickle_is_refused(run, tmp_path):
     result = run("convert", path, tmp_path / "evil.h5")
     assert result.exit_code == 1 and "refused to load the global 'builtins.print'" in result.output
     assert not (tmp_path / "evil.h5").exists()
+
+
+# --- standardize -----------------------------------------------------------------------------------
+
+
+def _valid_cells(split: dict, modality: str) -> np.ndarray:
+    """[cells, F] of the split's valid frames, written out sample by sample (the reference)."""
+    rows = []
+    for i in range(split[modality].shape[0]):
+        n = int(split["text_bert"][i, 1].sum()) if modality == "text" else int(split[f"{modality}_lengths"][i])
+        rows.append(split[modality][i, :n])
+    return np.concatenate(rows).astype(np.float64)
+
+
+def test_standardize_zscores_each_channel_with_train_statistics_of_valid_frames(run, tmp_path):
+    data = make_synthetic("sims", (12, 4, 4), seed=5, seq_lens=(8, 12, 10))
+    data["train"]["vision"][:, :, 3] = 7.0  # a constant channel (padding too, which must not count)
+    src, dst = write_pickle(data, tmp_path / "raw.pkl"), tmp_path / "z.pkl"
+    result = run("standardize", src, dst)
+    assert result.exit_code == 0, result.output
+    out = pickle.loads(dst.read_bytes())
+    for modality in ("text", "audio", "vision"):
+        raw = _valid_cells(data["train"], modality)
+        finite = np.where(np.isfinite(raw), raw, np.nan)
+        mean, std = np.nanmean(finite, axis=0), np.nanstd(finite, axis=0)
+        std[std < 1e-8] = 1.0
+        for split in ("train", "test"):
+            expected = (_valid_cells(data[split], modality) - mean) / std
+            np.testing.assert_allclose(_valid_cells(out[split], modality), expected, rtol=1e-4, atol=1e-4)
+        padded = out["train"][modality][0, int(data["train"]["text_bert"][0, 1].sum()) if modality == "text"
+                                        else data["train"][f"{modality}_lengths"][0]:]
+        assert not padded.any()  # padding stays 0
+    assert np.isneginf(out["train"]["audio"]).sum() == np.isneginf(data["train"]["audio"]).sum()  # left to loading
+    assert not _valid_cells(out["train"], "vision")[:, 3].any()  # the constant channel is only centred
+    assert out["train"]["regression_labels"].tolist() == data["train"]["regression_labels"].tolist()
+
+
+def test_standardize_with_stats_applies_them_and_a_failure_keeps_out(run, tmp_path):
+    data = make_synthetic("sims", (12, 4, 4), seed=5, seq_lens=(8, 12, 10))
+    src = write_pickle(data, tmp_path / "raw.pkl")
+    assert run("standardize", src, tmp_path / "a.pkl").exit_code == 0
+    stats = tmp_path / "a.pkl.stats.json"
+    again = run("standardize", src, tmp_path / "b.h5", "--stats", stats)
+    assert again.exit_code == 0, again.output
+    from snn_msa.data.hdf5_store import read_store
+
+    a, b = pickle.loads((tmp_path / "a.pkl").read_bytes()), read_store(tmp_path / "b.h5")
+    assert all(np.array_equal(a[s][m], b[s][m]) for s in ("train", "valid", "test") for m in ("text", "audio", "vision"))
+
+    record = json.loads(stats.read_text())
+    record["audio"]["mean"] = record["audio"]["mean"][:-1]  # statistics of other features
+    (tmp_path / "other.json").write_text(json.dumps(record))
+    before = (tmp_path / "a.pkl").read_bytes()
+    bad = run("standardize", src, tmp_path / "a.pkl", "--stats", tmp_path / "other.json")
+    assert bad.exit_code == 1 and "statistics are for 32 channels" in bad.output and "Traceback" not in bad.output
+    assert (tmp_path / "a.pkl").read_bytes() == before
+    (tmp_path / "junk.json").write_text("{}")
+    bad = run("standardize", src, tmp_path / "c.pkl", "--stats", tmp_path / "junk.json")
+    assert bad.exit_code == 1 and "not a statistics file" in bad.output
+    assert run("standardize", src, src).exit_code == 1
+    assert "name it .pkl" in run("standardize", src, tmp_path / "c.txt").output

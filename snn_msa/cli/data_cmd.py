@@ -1,4 +1,4 @@
-"""``snn-msa data``: check, convert and synthesise MMSA feature files."""
+"""``snn-msa data``: check, convert, standardise and synthesise MMSA feature files."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+import numpy as np
 
 from .options import DATASET_CHOICE, allow_nonfinite_option
 
@@ -22,12 +23,13 @@ def _sizes(text: str) -> tuple[int, int, int]:
 
 @click.group("data")
 def data() -> None:
-    """Check, convert and synthesise MMSA feature files.
+    """Check, convert, standardise and synthesise MMSA feature files.
 
     \b
     Examples:
       snn-msa data check ~/data/SIMS/unaligned_39.pkl
       snn-msa data convert ~/data/MOSEI/unaligned_50.pkl mosei.h5
+      snn-msa data standardize ~/data/MOSEI/unaligned_50.pkl mosei_z.pkl
       snn-msa data synth --like simsv2 --out simsv2_synth.pkl --n 192,48,48
     """
 
@@ -82,6 +84,43 @@ def convert(src: Path, dst: Path) -> None:
         raise click.ClickException(str(err)) from None
     size = dst.stat().st_size / 1e6
     click.echo(f"wrote {dst} ({'HDF5 store' if want == 'hdf5' else 'pickle'}, {size:.1f} MB) from {src}")
+
+
+@data.command("standardize")
+@click.argument("src", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("dst", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--stats", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Apply the statistics of an earlier run (its OUT.stats.json) instead of IN's train split.")
+@click.option("--dataset", type=DATASET_CHOICE, default=None,
+              help="Profile of IN; inferred from the feature dims when left out.")
+def standardize(src: Path, dst: Path, stats: Path | None, dataset: str | None) -> None:
+    """Write IN with every feature channel z-scored by the train split's statistics to OUT (.pkl or .h5).
+
+    Each channel's mean and std come from its finite cells at the train split's
+    valid positions; padding stays 0. Use it when channels differ in scale by
+    orders of magnitude (docs/data.md). The statistics go to OUT.stats.json;
+    give them with --stats to transform files you predict on the same way.
+
+    \b
+    Examples:
+      snn-msa data standardize ~/data/MOSEI/unaligned_50.pkl mosei_z.pkl
+      snn-msa data standardize new.pkl new_z.pkl --stats mosei_z.pkl.stats.json
+    """
+    from snn_msa.atomic import WriteError
+    from snn_msa.data import DataError
+    from snn_msa.data.files import same_file
+    from snn_msa.data.standardize import standardize_file
+
+    if dst.exists() and same_file(src, dst):
+        raise click.ClickException(f"OUT is the same file as IN ({src}); give another output name.")
+    try:
+        record = standardize_file(src, dst, stats=stats, profile=dataset)
+    except (DataError, WriteError) as err:
+        raise click.ClickException(str(err)) from None
+    spread = {m: float(np.log10(max(record[m]["std"]) / min(record[m]["std"]))) for m in ("text", "audio", "vision")}
+    how = f"the statistics of {stats}" if stats else f"the train split's statistics ({dst}.stats.json)"
+    click.echo(f"wrote {dst} from {src}, z-scored with {how}; channel std spread before (decades): "
+               + ", ".join(f"{m} {v:.1f}" for m, v in spread.items()))
 
 
 @data.command("synth")
