@@ -63,7 +63,7 @@ from .tables import (
     write_markdown,
 )
 from .trials import RESULT_FAILURE, is_result, trial_folder
-from .worker import Echo, finish_trial, run_local_workers, run_worker, train_seed
+from .worker import Echo, StudyJob, finish_trial, run_local_workers, run_worker, train_seed
 
 SEARCHED = ("scale1", "strength")
 PAPER_SCALE1_RANGE = (0.5, 3.0)
@@ -126,22 +126,18 @@ def check_trials(trials: Any) -> int:
 
 
 @dataclass(frozen=True)
-class SearchJob:
+class SearchJob(StudyJob):
     """What a search worker needs; picklable, so a spawned process gets it whole.
 
     Attributes:
-        storage, out, study, heartbeat, identity, base, spec, verbose: as :class:`~.worker.WorkerJob`'s.
+        storage, out, study, heartbeat, identity: as :class:`~.worker.StudyJob`'s.
         model: the zoo entry searched.
         space: the ranges.
         trials: the points wanted (trials with a result).
         sampler_seed: the TPE sampler's seed of worker 0.
+        base, spec, verbose: as :class:`~.worker.WorkerJob`'s.
     """
 
-    storage: str | None
-    out: str
-    study: str
-    heartbeat: int
-    identity: dict[str, Any]
     model: str
     space: SearchSpace
     trials: int
@@ -150,15 +146,8 @@ class SearchJob:
     spec: dict[str, Any]
     verbose: bool = False
 
-    @property
-    def runs_dir(self) -> Path:
-        return Path(self.out).expanduser() / "runs"
-
     def run(self, point: tuple[float, float]) -> Run:
         return Run(self.model, dict(zip(SEARCHED, point)), searched=SEARCHED)
-
-    def poll_seconds(self) -> float:
-        return min(5.0, self.heartbeat / 2)
 
 
 def tpe_sampler(seed: int, worker: int = 0):

@@ -43,8 +43,8 @@ POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
-class WorkerJob:
-    """What a worker needs to join an experiment; picklable, so a spawned process gets it whole.
+class StudyJob:
+    """What every worker of a study needs, grid or search; picklable, so a spawned process gets it whole.
 
     Attributes:
         storage: ``--storage`` (``None``: the journal file in ``out``).
@@ -52,11 +52,6 @@ class WorkerJob:
         study: the study's name.
         heartbeat: seconds between heartbeats.
         identity: the experiment's identity (checked against the study's).
-        plan: the (run, seed) trials.
-        runs: the runs, in the plan's order.
-        base: the shared settings (its ``seeds`` are replaced per trial).
-        spec: the data's description (profile, fingerprints) from :func:`~snn_msa.training.data_source.data_spec`.
-        verbose: show the trainer's epoch lines.
     """
 
     storage: str | None
@@ -64,11 +59,6 @@ class WorkerJob:
     study: str
     heartbeat: int
     identity: dict[str, Any]
-    plan: TrialPlan
-    runs: tuple
-    base: TrainSettings
-    spec: dict[str, Any]
-    verbose: bool = False
 
     @property
     def runs_dir(self) -> Path:
@@ -77,6 +67,26 @@ class WorkerJob:
     def poll_seconds(self) -> float:
         """How often a worker with nothing to do looks again: often enough to take over a stale trial soon."""
         return min(POLL_SECONDS, self.heartbeat / 2)
+
+
+@dataclass(frozen=True)
+class WorkerJob(StudyJob):
+    """What a worker needs to join an experiment of fixed runs (a grid, an ablation, a comparison).
+
+    Attributes:
+        storage, out, study, heartbeat, identity: as :class:`StudyJob`'s.
+        plan: the (run, seed) trials.
+        runs: the runs, in the plan's order.
+        base: the shared settings (its ``seeds`` are replaced per trial).
+        spec: the data's description (profile, fingerprints) from :func:`~snn_msa.training.data_source.data_spec`.
+        verbose: show the trainer's epoch lines.
+    """
+
+    plan: TrialPlan
+    runs: tuple
+    base: TrainSettings
+    spec: dict[str, Any]
+    verbose: bool = False
 
 
 def work(job: WorkerJob, study, dataset: MSADataset, say: Echo) -> int:
