@@ -81,6 +81,16 @@ class FakeTrainer:
         write_json(results, out / "results.json")
         return results
 
+    def interrupted_on_the_second_call(self):
+        """This trainer, but its second call records its settings and raises KeyboardInterrupt (a Ctrl-C)."""
+        def train(settings: TrainSettings, dataset=None, *, echo=None):
+            if len(self.calls) == 1:
+                self.calls.append(settings)
+                raise KeyboardInterrupt
+            return self(settings, dataset, echo=echo)
+
+        return train
+
 
 @pytest.fixture()
 def fake(monkeypatch):
@@ -167,15 +177,7 @@ def test_a_finished_study_trains_nothing_and_only_rebuilds_the_tables(fake, shor
 def test_an_interrupted_trial_is_queued_again_by_the_next_command(fake, short_data, tmp_path, monkeypatch):
     trainer = fake(numbers=disagreeing)
     settings = base(short_data["sims"])
-    original = trainer.__call__
-
-    def interrupted_on_the_second(settings, dataset=None, *, echo=None):
-        if len(trainer.calls) == 1:
-            trainer.calls.append(settings)
-            raise KeyboardInterrupt
-        return original(settings, dataset, echo=echo)
-
-    monkeypatch.setattr(worker_mod, "train", interrupted_on_the_second)
+    monkeypatch.setattr(worker_mod, "train", trainer.interrupted_on_the_second_call())
     with pytest.raises(KeyboardInterrupt):
         run_grid("sgmt-tav", [0.5, 1.0], [0.0], settings, tmp_path / "g")
     stopped = Path(trainer.calls[1].out).name

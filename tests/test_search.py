@@ -122,15 +122,7 @@ def test_a_trial_trains_every_seed_and_its_value_is_their_mean_validation_loss(f
 
 def test_an_interrupted_trial_is_trained_again_at_the_same_point(fake, short_data, tmp_path, monkeypatch):
     trainer = fake(numbers=by_point)
-    original = trainer.__call__
-
-    def interrupted_on_the_second(settings, dataset=None, *, echo=None):
-        if len(trainer.calls) == 1:
-            trainer.calls.append(settings)
-            raise KeyboardInterrupt
-        return original(settings, dataset, echo=echo)
-
-    monkeypatch.setattr(worker_mod, "train", interrupted_on_the_second)
+    monkeypatch.setattr(worker_mod, "train", trainer.interrupted_on_the_second_call())
     with pytest.raises(KeyboardInterrupt):
         search(short_data["sims"], tmp_path / "s")
     stopped = points(trainer)[1]
