@@ -26,6 +26,8 @@ READINGS = {
     "vth0.5": {"v_threshold": 0.5},
     "vth0.75": {"v_threshold": 0.75},
     "scale1-1": {"scale1": 1.0},
+    "tau1.5": {"tau": 1.5},
+    "linear-projection": {"conv_kernel": 1},  # a per-frame Linear instead of Conv1d k 3
 }
 COLUMNS = ("firing_rate", "MAE", "Corr", "knocked_out_MAE", "knocked_out_Corr")
 
